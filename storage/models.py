@@ -6,13 +6,14 @@ references `users.id` with ON DELETE CASCADE so that erasing a user really erase
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -126,6 +127,8 @@ class PatientProfile(Base):
     target_fasting_low: Mapped[float | None] = mapped_column(Float)
     target_fasting_high: Mapped[float | None] = mapped_column(Float)
     target_postmeal_high: Mapped[float | None] = mapped_column(Float)
+    next_followup_due: Mapped[date | None] = mapped_column(Date, index=True)
+    last_contact_at: Mapped[datetime | None]
 
     @property
     def condition_set(self) -> frozenset[str]:
@@ -266,6 +269,29 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None]
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(String(256))
+
+
+class FollowUp(Base):
+    """A follow-up (随访) record as on the NBPHS-3 form. `status` is "draft" when the patient
+    filled the self-reported part in the chat and the doctor has not confirmed it yet."""
+
+    __tablename__ = "followups"
+    __table_args__ = (Index("ix_followups_patient_date", "patient_id", "visit_date"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    doctor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    visit_date: Mapped[date] = mapped_column(Date)
+    way: Mapped[str] = mapped_column(String(16))  # clinic|home|phone|online
+    status: Mapped[str] = mapped_column(String(12), default="confirmed")  # draft|confirmed
+    outcome: Mapped[str | None] = mapped_column(String(24))  # controlled|unsatisfactory|adverse_reaction|complication
+    systolic: Mapped[int | None] = mapped_column(Integer)
+    diastolic: Mapped[int | None] = mapped_column(Integer)
+    fasting_mmol: Mapped[float | None] = mapped_column(Float)
+    weight_kg: Mapped[float | None] = mapped_column(Float)
+    medication_change: Mapped[str] = mapped_column(String(512), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # symptoms, lifestyle, adherence, referral
+    next_due: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class UpdateLog(Base):

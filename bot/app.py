@@ -1,0 +1,238 @@
+"""Composition root: the only place that wires settings, storage, services, PTB and aiohttp.
+
+`build(settings)` returns a `CareCircle` you can `start()`/`stop()` (or use with `async with`);
+tests point it at FakeTelegram through `settings.telegram_api_base`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from telegram import BotCommand, Update
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
+
+from bot.config import Settings
+from bot.services.clock import Clock
+from bot.services.container import Services
+from bot.telegram.persistence import SqlPersistence
+from bot.telegram.processor import ChatOrderedProcessor
+from bot.telegram.ratelimit import FloodLimiter
+from bot.telegram.request import AiohttpRequest
+from content.i18n import normalize_language, translator
+from storage.migrate import upgrade
+
+log = logging.getLogger(__name__)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+class StartupError(Exception):
+    """A problem an operator must fix, reported as one readable line."""
+
+
+def api_base_url(settings: Settings) -> tuple[str, str]:
+    root = (settings.telegram_api_base or "https://api.telegram.org").rstrip("/")
+    if root.endswith("/bot"):
+        root = root[: -len("/bot")]
+    return f"{root}/bot", f"{root}/file/bot"
+
+
+def _(msgid: str) -> str:
+    return msgid
+
+
+COMMANDS = [
+    ("start", _("Start or restart")),
+    ("bp", _("Log blood pressure")),
+    ("glucose", _("Log blood glucose")),
+    ("meds", _("Medicines taken")),
+    ("weight", _("Log weight")),
+    ("history", _("My readings and chart")),
+    ("tips", _("A tip for today")),
+    ("settings", _("Language, time zone, units")),
+    ("help", _("What I can do")),
+]
+
+
+@dataclass
+class CareCircle:
+    settings: Settings
+    services: Services
+    application: Application  # type: ignore[type-arg]
+    web_app: web.Application
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    started: bool = False
+
+    @property
+    def bot(self):  # type: ignore[no-untyped-def]
+        return self.application.bot
+
+    async def start(self, *, serve_http: bool = True, poll: bool | None = None) -> None:
+        try:
+            await upgrade(self.services.engine)
+        except Exception as exc:  # unreachable database, wrong credentials, ...
+            raise StartupError(f"cannot open the database ({_safe_url(self.settings.database_url)}): "
+                               f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}") from exc
+        try:
+            await self.application.initialize()
+        except InvalidToken as exc:
+            raise StartupError("Telegram rejected TELEGRAM_BOT_TOKEN (401 Unauthorized): check the token "
+                               "from @BotFather") from exc
+        except TelegramError as exc:
+            raise StartupError(f"cannot reach the Telegram Bot API: {exc}") from exc
+        await self._set_commands()
+        await self.application.start()
+        use_polling = (not self.settings.webhook) if poll is None else poll
+        if use_polling:
+            await self.application.bot.delete_webhook()
+            assert self.application.updater is not None
+            await self.application.updater.start_polling(poll_interval=0.0, timeout=10,
+                                                         allowed_updates=Update.ALL_TYPES)
+        else:
+            await self.application.bot.set_webhook(
+                self.settings.webhook_url or "", secret_token=self.settings.webhook_secret,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        if serve_http:
+            self._runner = web.AppRunner(self.web_app, access_log=None)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port).start()
+        self._tasks.append(asyncio.create_task(
+            self.services.outbox.run_forever(self.application.bot, self.settings.outbox_poll_seconds)))
+        self._tasks.append(asyncio.create_task(self._periodic()))
+        self.started = True
+
+    async def _periodic(self) -> None:
+        """Escalation and housekeeping; reminders join this tick."""
+        while True:
+            await asyncio.sleep(min(30.0, self.settings.reminder_tick_seconds))
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("periodic tick failed")
+
+    async def tick(self) -> None:
+        if await self.services.alerts.escalate_due():
+            self.services.outbox.wake()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.started:
+            if self.application.updater is not None and self.application.updater.running:
+                await self.application.updater.stop()
+            if self.application.running:
+                await self.application.stop()
+            await self.application.shutdown()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.services.engine.dispose()
+        self.started = False
+
+    async def __aenter__(self) -> CareCircle:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _set_commands(self) -> None:
+        for lang, code in (("en", None), ("zh_CN", "zh")):
+            t = translator(lang)
+            commands = [BotCommand(name, t(desc)) for name, desc in COMMANDS]
+            try:
+                await self.application.bot.set_my_commands(commands, language_code=code)
+            except TelegramError as exc:
+                log.warning("setMyCommands failed: %s", exc)
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password, for messages and logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else f"{scheme}://{creds}@{host}"
+    return url
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the failure (ids only, never message text or health values) and answer kindly."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("error while handling update %s: %s", update_id, context.error.__class__.__name__,
+              exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        user = update.effective_user
+        t = translator(normalize_language(user.language_code if user else None))
+        with contextlib.suppress(Exception):
+            await context.bot.send_message(
+                update.effective_chat.id,
+                t("Sorry, something went wrong on our side. Nothing you saved before is lost. "
+                  "Please try again in a moment."),
+            )
+
+
+def build_web_app(app_ref: dict[str, CareCircle]) -> web.Application:
+    web_app = web.Application()
+
+    async def healthz(request: web.Request) -> web.Response:
+        care = app_ref["app"]
+        return web.json_response({"ok": True, "running": care.application.running,
+                                  "outbox_pending": await care.services.outbox.pending_count()})
+
+    async def webhook(request: web.Request) -> web.Response:
+        care = app_ref["app"]
+        if request.headers.get(SECRET_HEADER) != care.settings.webhook_secret:
+            return web.Response(status=403, text="forbidden")
+        try:
+            data = json.loads(await request.text())
+            update = Update.de_json(data, care.application.bot)
+        except (ValueError, TypeError, KeyError):
+            return web.Response(status=400, text="bad update")
+        await care.application.update_queue.put(update)
+        return web.Response(text="ok")
+
+    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_post("/telegram/webhook", webhook)
+    return web_app
+
+
+def build(settings: Settings, *, clock: Clock | None = None) -> CareCircle:
+    services = Services.build(settings, clock)
+    base_url, base_file_url = api_base_url(settings)
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_token or "")
+        .base_url(base_url)
+        .base_file_url(base_file_url)
+        .request(AiohttpRequest(connection_pool_size=64))
+        .get_updates_request(AiohttpRequest(connection_pool_size=2, read_timeout=30.0))
+        .rate_limiter(FloodLimiter())
+        .concurrent_updates(ChatOrderedProcessor(services.ledger))
+        .persistence(SqlPersistence(services.sessions))
+        .arbitrary_callback_data(False)
+    )
+    if settings.webhook:
+        builder = builder.updater(None)
+    application = builder.build()
+    application.bot_data["services"] = services
+
+    from dialogs import register  # dialogs depend on services; wired here only
+
+    register(application)
+    application.add_error_handler(on_error)
+    ref: dict[str, CareCircle] = {}
+    care = CareCircle(settings, services, application, build_web_app(ref))
+    ref["app"] = care
+    return care

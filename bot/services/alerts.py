@@ -1,0 +1,313 @@
+"""Alerts to the care team: created with the reading, delivered by the outbox, acknowledged
+from buttons, escalated when nobody answers. Every step is written to `alert_events`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot import clinical
+from bot.services.clock import Clock
+from content.i18n import translator
+from content.render import advice_lines, category_text, reading_text
+from storage.models import (
+    Alert,
+    AlertEvent,
+    CaregiverLink,
+    Outbox,
+    PatientProfile,
+    Reading,
+    TeamMember,
+    User,
+)
+
+FOLD_WINDOW = timedelta(hours=6)
+ACTIONS = ("ack", "called", "referred", "snooze")
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    alert_id: int
+    folded: bool
+    doctor_names: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class AckResult:
+    ok: bool
+    reason: str = ""  # "not_found" | "already" | ""
+    alert_id: int | None = None
+    action: str = ""
+
+
+def _(msgid: str) -> str:
+    return msgid
+
+
+ACTION_LABELS = {
+    "ack": _("Acknowledge"),
+    "called": _("Called patient"),
+    "referred": _("Referred"),
+    "snooze": _("Snooze 1 h"),
+}
+
+
+def alert_buttons(alert_id: int, language: str) -> list[list[list[str]]]:
+    t = translator(language)
+    def button(action: str) -> list[str]:
+        label = ACTION_LABELS[action]
+        return [t(label), f"al:{action}:{alert_id}"]
+
+    return [[button("ack"), button("called")], [button("referred"), button("snooze")]]
+
+
+class AlertService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, escalation_minutes: float = 15.0):
+        self._sessions = sessions
+        self._clock = clock
+        self._escalation = timedelta(minutes=escalation_minutes)
+
+    async def _team_order(self, session: AsyncSession, profile: PatientProfile | None) -> list[User]:
+        """The doctors to tell, in on-call order: the patient's own doctor first."""
+        if profile is None:
+            return []
+        members: list[User] = []
+        if profile.team_id is not None:
+            rows = await session.execute(
+                select(User)
+                .join(TeamMember, TeamMember.user_id == User.id)
+                .where(TeamMember.team_id == profile.team_id)
+                .order_by(TeamMember.oncall_order, User.id)
+            )
+            members = list(rows.scalars())
+        if profile.doctor_id is not None:
+            own = next((m for m in members if m.id == profile.doctor_id), None) or await session.get(
+                User, profile.doctor_id
+            )
+            if own is not None:
+                members = [own, *[m for m in members if m.id != own.id]]
+        return members
+
+    async def raise_in(
+        self, session: AsyncSession, patient: User, profile: PatientProfile | None, reading: Reading,
+        assessment: Any, age: int | None,
+    ) -> AlertOutcome:
+        """Inside the reading's transaction: open (or fold into) an alert and queue the messages."""
+        now = self._clock.now()
+        rule = assessment.alert_rule
+        open_alert = await session.scalar(
+            select(Alert).where(
+                Alert.patient_id == patient.id, Alert.rule == rule, Alert.status == "open",
+                Alert.created_at >= now - FOLD_WINDOW,
+            ).order_by(Alert.id.desc()).limit(1)
+        )
+        team = await self._team_order(session, profile)
+        names = tuple(m.display_name or m.first_name for m in team[:1])
+        if open_alert is not None:
+            open_alert.repeat_count += 1
+            session.add(AlertEvent(alert_id=open_alert.id, at=now, event="repeat", detail=f"reading {reading.id}"))
+            await self._refresh_doctor_messages(session, open_alert, patient, profile, reading, assessment, age, now)
+            return AlertOutcome(open_alert.id, True, names)
+        alert = Alert(
+            patient_id=patient.id, reading_id=reading.id, rule=rule, status="open", created_at=now,
+            next_escalation_at=now + self._escalation if team else None,
+        )
+        session.add(alert)
+        await session.flush()
+        session.add(AlertEvent(alert_id=alert.id, at=now, event="created", detail=rule))
+        if team:
+            await self._queue_doctor(session, alert, team[0], patient, profile, reading, assessment, age, now, level=0)
+        else:
+            session.add(AlertEvent(alert_id=alert.id, at=now, event="no_team", detail="patient has no linked doctor"))
+        links = await session.execute(
+            select(User).join(CaregiverLink, CaregiverLink.caregiver_id == User.id).where(
+                CaregiverLink.patient_id == patient.id, CaregiverLink.receive_alerts.is_(True)
+            )
+        )
+        for caregiver in links.scalars():
+            if caregiver.chat_id:
+                t = translator(caregiver.language)
+                text = t("{name} recorded an urgent reading: {reading}. Their doctor is being told. "
+                         "Please check on them.", name=patient.display_name or patient.first_name,
+                         reading=reading_text(reading, t))
+                session.add(Outbox(kind="alert_copy", recipient_id=caregiver.id, chat_id=caregiver.chat_id,
+                                   payload={"text": text}, alert_id=alert.id, dedupe_key=f"alert:{alert.id}:cg:{caregiver.id}",
+                                   next_attempt_at=now))
+        return AlertOutcome(alert.id, False, names)
+
+    async def _doctor_text(
+        self, session: AsyncSession, doctor: User, alert: Alert, patient: User, profile: PatientProfile | None,
+        reading: Reading, assessment: Any, age: int | None,
+    ) -> str:
+        t = translator(doctor.language)
+        previous = await session.scalars(
+            select(Reading).where(Reading.patient_id == patient.id, Reading.id != reading.id,
+                                  Reading.kind.in_(("bp", "glucose")))
+            .order_by(Reading.measured_at.desc()).limit(3)
+        )
+        lines = [
+            "⚠️ " + t("Urgent reading ({rule})", rule=alert.rule),
+            t("Patient: {name}, age {age}", name=patient.display_name or patient.first_name,
+              age=age if age is not None else "?"),
+            t("Reading: {reading} — {category}", reading=reading_text(reading, t),
+              category=category_text(assessment.category, t)),
+        ]
+        if reading.symptoms:
+            lines.append(t("Symptoms reported: {symptoms}", symptoms=reading.symptoms))
+        last = [reading_text(r, t) for r in previous]
+        lines.append(t("Last readings: {list}", list="; ".join(last) if last else t("none")))
+        if profile is not None:
+            target = f"{profile.target_sys or '-'}/{profile.target_dia or '-'}"
+            lines.append(t("Doctor-set BP target: {target}", target=target))
+        told = advice_lines(assessment.advice, translator(patient.language))
+        if told:
+            lines.append(t("The patient was told: {advice}", advice=" ".join(told)))
+        if alert.repeat_count:
+            lines.append(t("+{n} more readings since", n=alert.repeat_count))
+        return "\n".join(lines)
+
+    async def _queue_doctor(
+        self, session: AsyncSession, alert: Alert, doctor: User, patient: User, profile: PatientProfile | None,
+        reading: Reading, assessment: Any, age: int | None, now: Any, level: int,
+    ) -> None:
+        if not doctor.chat_id:
+            session.add(AlertEvent(alert_id=alert.id, at=now, event="unreachable", actor_id=doctor.id,
+                                   detail="doctor never opened the bot"))
+            return
+        text = await self._doctor_text(session, doctor, alert, patient, profile, reading, assessment, age)
+        session.add(Outbox(
+            kind="alert", recipient_id=doctor.id, chat_id=doctor.chat_id, alert_id=alert.id,
+            payload={"text": text, "buttons": alert_buttons(alert.id, doctor.language)},
+            dedupe_key=f"alert:{alert.id}:to:{doctor.id}:l{level}", next_attempt_at=now,
+        ))
+        session.add(AlertEvent(alert_id=alert.id, at=now, event="queued", actor_id=doctor.id, detail=f"level {level}"))
+
+    async def _refresh_doctor_messages(
+        self, session: AsyncSession, alert: Alert, patient: User, profile: PatientProfile | None,
+        reading: Reading, assessment: Any, age: int | None, now: Any,
+    ) -> None:
+        """A repeat folds into the open alert: rewrite the queued text, or edit the sent message."""
+        rows = await session.scalars(select(Outbox).where(Outbox.alert_id == alert.id, Outbox.kind == "alert"))
+        for row in rows:
+            doctor = await session.get(User, row.recipient_id) if row.recipient_id else None
+            if doctor is None:
+                continue
+            original = await session.get(Reading, alert.reading_id) if alert.reading_id else reading
+            text = await self._doctor_text(session, doctor, alert, patient, profile, original or reading,
+                                           assessment, age)
+            payload = {"text": text, "buttons": alert_buttons(alert.id, doctor.language)}
+            if row.status != "sent":
+                row.payload = payload
+            elif row.telegram_message_id:
+                session.add(Outbox(kind="edit", recipient_id=doctor.id, chat_id=row.chat_id, alert_id=alert.id,
+                                   payload={**payload, "message_id": row.telegram_message_id},
+                                   dedupe_key=f"alert:{alert.id}:edit:{doctor.id}:{alert.repeat_count}",
+                                   next_attempt_at=now))
+
+    async def may_act(self, session: AsyncSession, alert: Alert, user_id: int) -> bool:
+        """Only the patient's own doctor or a member of the patient's team may act on an alert."""
+        profile = await session.get(PatientProfile, alert.patient_id)
+        if profile is None:
+            return False
+        if profile.doctor_id == user_id:
+            return True
+        if profile.team_id is None:
+            return False
+        member = await session.get(TeamMember, (profile.team_id, user_id))
+        return member is not None
+
+    async def act(self, alert_id: int, user_id: int, action: str) -> AckResult:
+        if action not in ACTIONS:
+            return AckResult(False, "not_found")
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            alert = await session.get(Alert, alert_id)
+            if alert is None or not await self.may_act(session, alert, user_id):
+                return AckResult(False, "not_found")
+            if alert.status != "open":
+                return AckResult(False, "already", alert.id, alert.action or "")
+            doctor = await session.get(User, user_id)
+            assert doctor is not None
+            if action == "snooze":
+                alert.next_escalation_at = now + timedelta(hours=1)
+                session.add(AlertEvent(alert_id=alert.id, at=now, event="snoozed", actor_id=user_id))
+                return AckResult(True, "", alert.id, action)
+            alert.status = "acknowledged"
+            alert.action = action
+            alert.acked_at = now
+            alert.acked_by = user_id
+            alert.next_escalation_at = None
+            session.add(AlertEvent(alert_id=alert.id, at=now, event=f"acked:{action}", actor_id=user_id))
+            profile = await session.get(PatientProfile, alert.patient_id)
+            if profile is not None:  # after an urgent situation: follow up within 2 weeks (reference, follow-up)
+                soon = (now + timedelta(days=clinical.thresholds.FOLLOWUP_RECHECK_DAYS)).date()
+                if profile.next_followup_due is None or profile.next_followup_due > soon:
+                    profile.next_followup_due = soon
+                profile.last_contact_at = now if action == "called" else profile.last_contact_at
+            patient = await session.get(User, alert.patient_id)
+            name = doctor.display_name or doctor.first_name
+            recipients: list[User] = [patient] if patient is not None else []
+            links = await session.execute(
+                select(User).join(CaregiverLink, CaregiverLink.caregiver_id == User.id).where(
+                    CaregiverLink.patient_id == alert.patient_id, CaregiverLink.receive_alerts.is_(True)))
+            recipients += list(links.scalars())
+            for person in recipients:
+                if not person.chat_id:
+                    continue
+                t = translator(person.language)
+                session.add(Outbox(
+                    kind="notice", recipient_id=person.id, chat_id=person.chat_id, alert_id=alert.id,
+                    payload={"text": "✅ " + t("Dr {name} has seen the urgent reading.", name=name)},
+                    dedupe_key=f"alert:{alert.id}:seen:{person.id}", next_attempt_at=now,
+                ))
+            return AckResult(True, "", alert.id, action)
+
+    async def message_patient(self, doctor: User, patient: User, text: str) -> None:
+        """A doctor's message to a patient, delivered through the outbox like every bot-initiated message."""
+        if not patient.chat_id:
+            return
+        t = translator(patient.language)
+        async with self._sessions.begin() as session:
+            session.add(Outbox(kind="notice", recipient_id=patient.id, chat_id=patient.chat_id,
+                               payload={"text": t("Message from Dr {name}:", name=doctor.display_name or doctor.first_name)
+                                        + "\n" + text[:3500]},
+                               next_attempt_at=self._clock.now()))
+
+    async def escalate_due(self) -> int:
+        """Open alerts nobody acknowledged in time go to the next on call, then the whole team."""
+        now = self._clock.now()
+        count = 0
+        async with self._sessions.begin() as session:
+            due = list(await session.scalars(
+                select(Alert).where(Alert.status == "open", Alert.next_escalation_at.is_not(None),
+                                    Alert.next_escalation_at <= now).limit(100)
+            ))
+            for alert in due:
+                patient = await session.get(User, alert.patient_id)
+                profile = await session.get(PatientProfile, alert.patient_id)
+                reading = await session.get(Reading, alert.reading_id) if alert.reading_id else None
+                if patient is None or reading is None:
+                    alert.next_escalation_at = None
+                    continue
+                age = None if profile is None or not profile.birth_year else now.year - profile.birth_year
+                assessment = clinical.assess(reading, age=age)
+                team = await self._team_order(session, profile)
+                alert.escalation_level += 1
+                level = alert.escalation_level
+                targets = team[1:2] if level == 1 and len(team) > 1 else team
+                for member in targets:
+                    await self._queue_doctor(session, alert, member, patient, profile, reading, assessment, age, now,
+                                             level=level)
+                session.add(AlertEvent(alert_id=alert.id, at=now, event="escalated", detail=f"level {level}"))
+                alert.next_escalation_at = now + self._escalation if level < 2 else None
+                count += 1
+        return count
+
+    async def timeline(self, alert_id: int) -> list[AlertEvent]:
+        async with self._sessions() as session:
+            return list(await session.scalars(select(AlertEvent).where(AlertEvent.alert_id == alert_id)
+                                              .order_by(AlertEvent.at, AlertEvent.id)))

@@ -1,0 +1,60 @@
+"""All services, built once at start-up and shared by handlers, workers and the web app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.services.alerts import AlertService
+from bot.services.clock import Clock
+from bot.services.followups import FollowUpService
+from bot.services.invites import InviteService
+from bot.services.medicines import MedicineService
+from bot.services.outbox import OutboxWorker
+from bot.services.panel import PanelService
+from bot.services.readings import ReadingService
+from bot.services.updates import UpdateLedgerService
+from bot.services.users import UserService
+from storage.db import create_engine, is_sqlite, session_factory
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    users: UserService
+    readings: ReadingService
+    alerts: AlertService
+    outbox: OutboxWorker
+    ledger: UpdateLedgerService
+    invites: InviteService
+    medicines: MedicineService
+    panel: PanelService
+    followups: FollowUpService
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
+        clock = clock or Clock()
+        engine = create_engine(settings.database_url)
+        sessions = session_factory(engine)
+        alerts = AlertService(sessions, clock, settings.alert_escalation_minutes)
+        panel = PanelService(sessions, clock)
+        return cls(
+            settings=settings,
+            clock=clock,
+            engine=engine,
+            sessions=sessions,
+            users=UserService(sessions, clock, settings.default_timezone, settings.default_language),
+            readings=ReadingService(sessions, clock, alerts),
+            alerts=alerts,
+            outbox=OutboxWorker(sessions, clock, postgres=not is_sqlite(settings.database_url)),
+            ledger=UpdateLedgerService(sessions, clock),
+            invites=InviteService(sessions, clock),
+            medicines=MedicineService(sessions, clock),
+            panel=panel,
+            followups=FollowUpService(sessions, clock, panel),
+        )

@@ -1,0 +1,30 @@
+"""Small database helpers shared by services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def with_retry(operation: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """Retry a whole transaction on transient errors ("database is locked", a dropped
+    PostgreSQL connection). The operation must be a fresh transaction each call."""
+    delay = 0.05
+    for attempt in range(1, attempts + 1):
+        try:
+            return await operation()
+        except (OperationalError, DBAPIError) as exc:
+            transient = isinstance(exc, OperationalError) or exc.connection_invalidated
+            if not transient or attempt == attempts:
+                raise
+            log.warning("transient database error (attempt %d): %s", attempt, exc.__class__.__name__)
+            await asyncio.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")

@@ -1,0 +1,238 @@
+"""Record a reading: one transaction writes the reading, its assessment and any alert rows.
+
+Only after this commits does the patient see "saved". The same Telegram update recorded
+twice (a redelivery after a crash) returns the first row instead of storing a second one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot import clinical
+from bot.services.alerts import AlertOutcome, AlertService
+from bot.services.clock import Clock
+from bot.services.db import with_retry
+from storage.models import PatientProfile, Reading, User
+
+
+@dataclass(frozen=True)
+class NewReading:
+    """A reading ready to store: parsed from text or built by a guided flow."""
+
+    kind: str
+    systolic: int | None = None
+    diastolic: int | None = None
+    pulse: int | None = None
+    mmol: float | None = None
+    context: str | None = None
+    meter: str | None = None
+    kg: float | None = None
+    arm: str | None = None
+    posture: str | None = None
+
+    @classmethod
+    def from_parsed(cls, parsed: Any, **overrides: Any) -> NewReading:
+        values = {name: getattr(parsed, name, None) for name in cls.__dataclass_fields__}
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Average:
+    count: int
+    systolic: float | None = None
+    diastolic: float | None = None
+    mmol: float | None = None
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    reading_id: int
+    assessment: Any
+    duplicate: bool
+    average7: Average
+    alert: AlertOutcome | None = None
+    advice: tuple[str, ...] = field(default_factory=tuple)
+
+
+def targets_for(profile: PatientProfile | None, age: int | None) -> clinical.Targets:
+    """The patient's own targets: the doctor's values where set, else the reference default."""
+    conditions = profile.condition_set if profile else frozenset()
+    targets = clinical.default_targets(age, conditions)
+    if profile is None:
+        return targets
+    overrides = {
+        name: value
+        for name, value in (
+            ("bp_systolic", profile.target_sys),
+            ("bp_diastolic", profile.target_dia),
+            ("fasting_low", profile.target_fasting_low),
+            ("fasting_high", profile.target_fasting_high),
+            ("postmeal_high", profile.target_postmeal_high),
+        )
+        if value is not None
+    }
+    return replace(targets, **overrides) if overrides else targets
+
+
+def age_of(profile: PatientProfile | None, now: datetime) -> int | None:
+    if profile is None or not profile.birth_year:
+        return None
+    return now.year - profile.birth_year
+
+
+class ReadingService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, alerts: AlertService):
+        self._sessions = sessions
+        self._clock = clock
+        self._alerts = alerts
+
+    async def record(
+        self,
+        patient_id: int,
+        reading: NewReading,
+        *,
+        entered_by: int | None = None,
+        measured_at: datetime | None = None,
+        source_update_id: int | None = None,
+        seq: int = 0,
+        symptoms: frozenset[str] = frozenset(),
+    ) -> RecordResult:
+        return await with_retry(
+            lambda: self._record(patient_id, reading, entered_by, measured_at, source_update_id, seq, symptoms)
+        )
+
+    async def _record(
+        self,
+        patient_id: int,
+        reading: NewReading,
+        entered_by: int | None,
+        measured_at: datetime | None,
+        source_update_id: int | None,
+        seq: int,
+        symptoms: frozenset[str],
+    ) -> RecordResult:
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            patient = await session.get(User, patient_id)
+            if patient is None or patient.consent_at is None:
+                raise PermissionError("no consent: clinical data is not stored for this user")
+            profile = await session.get(PatientProfile, patient_id)
+            age = age_of(profile, now)
+            assessment = clinical.assess(reading, targets_for(profile, age), age=age, symptoms=symptoms)
+            if source_update_id is not None:
+                existing = await session.scalar(
+                    select(Reading).where(Reading.source_update_id == source_update_id, Reading.seq == seq)
+                )
+                if existing is not None:
+                    average = await self._average(session, patient_id, reading.kind, existing.measured_at, existing.id)
+                    return RecordResult(existing.id, assessment, True, average)
+            row = Reading(
+                patient_id=patient_id,
+                entered_by=entered_by or patient_id,
+                kind=reading.kind,
+                systolic=reading.systolic,
+                diastolic=reading.diastolic,
+                pulse=reading.pulse,
+                mmol=reading.mmol,
+                context=reading.context,
+                meter=reading.meter,
+                kg=reading.kg,
+                arm=reading.arm,
+                posture=reading.posture,
+                symptoms=",".join(sorted(symptoms)),
+                category=assessment.category,
+                urgent=assessment.urgent,
+                in_target=assessment.in_target,
+                measured_at=measured_at or now,
+                created_at=now,
+                source_update_id=source_update_id,
+                seq=seq,
+            )
+            session.add(row)
+            await session.flush()
+            average = await self._average(session, patient_id, reading.kind, row.measured_at, row.id)
+            alert = None
+            if assessment.alert_rule:
+                alert = await self._alerts.raise_in(session, patient, profile, row, assessment, age)
+        return RecordResult(row.id, assessment, False, average, alert)
+
+    async def _average(
+        self, session: AsyncSession, patient_id: int, kind: str, before: datetime, exclude_id: int
+    ) -> Average:
+        since = before - timedelta(days=7)
+        query = select(
+            func.count(Reading.id), func.avg(Reading.systolic), func.avg(Reading.diastolic), func.avg(Reading.mmol)
+        ).where(
+            Reading.patient_id == patient_id,
+            Reading.kind == kind,
+            Reading.measured_at >= since,
+            Reading.measured_at <= before,
+            Reading.id != exclude_id,
+        )
+        count, sys_avg, dia_avg, mmol_avg = (await session.execute(query)).one()
+        return Average(int(count or 0), _f(sys_avg), _f(dia_avg), _f(mmol_avg))
+
+    async def add_symptoms(self, patient_id: int, reading_id: int, symptoms: frozenset[str]) -> RecordResult | None:
+        """Symptoms reported after the reading: re-assess; danger signs make it urgent and alert."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            row = await session.get(Reading, reading_id)
+            if row is None or row.patient_id != patient_id:
+                return None
+            patient = await session.get(User, patient_id)
+            profile = await session.get(PatientProfile, patient_id)
+            age = age_of(profile, now)
+            known = frozenset(s for s in row.symptoms.split(",") if s) | symptoms
+            row.symptoms = ",".join(sorted(known))
+            assessment = clinical.assess(row, targets_for(profile, age), age=age, symptoms=known)
+            row.urgent = row.urgent or assessment.urgent
+            alert = None
+            if assessment.alert_rule and patient is not None:
+                alert = await self._alerts.raise_in(session, patient, profile, row, assessment, age)
+            average = Average(0)
+        return RecordResult(row.id, assessment, False, average, alert)
+
+    async def recent(self, patient_id: int, limit: int = 20, kind: str | None = None) -> list[Reading]:
+        async with self._sessions() as session:
+            query = select(Reading).where(Reading.patient_id == patient_id)
+            if kind:
+                query = query.where(Reading.kind == kind)
+            rows = await session.scalars(query.order_by(Reading.measured_at.desc(), Reading.id.desc()).limit(limit))
+            return list(rows)
+
+    async def since(self, patient_id: int, since: datetime) -> list[Reading]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(Reading)
+                .where(Reading.patient_id == patient_id, Reading.measured_at >= since)
+                .order_by(Reading.measured_at)
+            )
+            return list(rows)
+
+    async def delete_last(self, patient_id: int) -> Reading | None:
+        async with self._sessions.begin() as session:
+            row = await session.scalar(
+                select(Reading).where(Reading.patient_id == patient_id).order_by(Reading.created_at.desc(),
+                                                                                   Reading.id.desc()).limit(1)
+            )
+            if row is not None:
+                await session.delete(row)
+            return row
+
+    async def count(self, patient_id: int) -> int:
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count(Reading.id)).where(Reading.patient_id == patient_id)) or 0)
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+__all__ = ["Average", "IntegrityError", "NewReading", "ReadingService", "RecordResult", "age_of", "targets_for"]

@@ -1,0 +1,184 @@
+"""Who is talking to us: users, roles, patient profiles, consent, erase."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.services.clock import Clock
+from content.i18n import Translator, normalize_language, translator
+from storage.models import (
+    CaregiverLink,
+    Outbox,
+    PatientProfile,
+    TeamMember,
+    User,
+    UserRole,
+)
+
+
+@dataclass(frozen=True)
+class Onboarding:
+    """What the patient told us during /start; stored only once they consented."""
+
+    language: str
+    timezone: str
+    conditions: frozenset[str]
+    birth_year: int | None
+    glucose_unit: str = "mmol"
+
+
+class UserService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, default_timezone: str,
+                 default_language: str):
+        self._sessions = sessions
+        self._clock = clock
+        self._tz = default_timezone
+        self._lang = default_language
+
+    async def ensure(self, telegram_id: int, chat_id: int, first_name: str, language_code: str | None) -> User:
+        """Get or create the user for a Telegram account; a message from them proves reachability."""
+        async with self._sessions.begin() as session:
+            user = await session.scalar(select(User).where(User.telegram_id == telegram_id))
+            if user is None:
+                user = User(
+                    telegram_id=telegram_id,
+                    chat_id=chat_id,
+                    first_name=first_name[:128],
+                    display_name=first_name[:128],
+                    language=normalize_language(language_code, self._lang),
+                    timezone=self._tz,
+                    created_at=self._clock.now(),
+                )
+                session.add(user)
+                await session.flush()
+                await session.refresh(user, ["roles"])
+            else:
+                if user.chat_id != chat_id or user.unreachable_at is not None or user.first_name != first_name[:128]:
+                    user.chat_id = chat_id
+                    user.first_name = first_name[:128]
+                    user.unreachable_at = None
+                    user.unreachable_reason = None
+            return user
+
+    async def get(self, user_id: int) -> User | None:
+        async with self._sessions() as session:
+            return await session.get(User, user_id)
+
+    async def by_telegram(self, telegram_id: int) -> User | None:
+        async with self._sessions() as session:
+            return await session.scalar(select(User).where(User.telegram_id == telegram_id))
+
+    async def profile(self, user_id: int) -> PatientProfile | None:
+        async with self._sessions() as session:
+            return await session.get(PatientProfile, user_id)
+
+    async def set_language(self, user_id: int, language: str) -> None:
+        await self._update(user_id, language=normalize_language(language, self._lang))
+
+    async def set_display_name(self, user_id: int, name: str) -> None:
+        await self._update(user_id, display_name=name[:128])
+
+    async def set_timezone(self, user_id: int, timezone: str) -> None:
+        await self._update(user_id, timezone=timezone)
+
+    async def _update(self, user_id: int, **values: object) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(update(User).where(User.id == user_id).values(**values))
+
+    async def update_profile(self, user_id: int, **values: object) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(update(PatientProfile).where(PatientProfile.user_id == user_id).values(**values))
+
+    async def complete_onboarding(self, user_id: int, data: Onboarding) -> PatientProfile:
+        """Consent given: from now on clinical data may be stored for this user."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            user = await session.get(User, user_id)
+            assert user is not None
+            user.language = data.language
+            user.timezone = data.timezone
+            user.consent_at = user.consent_at or now
+            user.onboarded_at = now
+            if not user.has_role("patient"):
+                session.add(UserRole(user_id=user_id, role="patient"))
+            profile = await session.get(PatientProfile, user_id)
+            if profile is None:
+                profile = PatientProfile(user_id=user_id)
+                session.add(profile)
+            profile.conditions = ",".join(sorted(data.conditions))
+            profile.birth_year = data.birth_year
+            profile.glucose_unit = data.glucose_unit
+            return profile
+
+    async def add_role(self, user_id: int, role: str) -> None:
+        async with self._sessions.begin() as session:
+            if await session.get(UserRole, (user_id, role)) is None:
+                session.add(UserRole(user_id=user_id, role=role))
+
+    async def mark_unreachable(self, user_id: int, reason: str) -> None:
+        await self._update(user_id, unreachable_at=self._clock.now(), unreachable_reason=reason[:64])
+
+    async def mark_reachable(self, user_id: int) -> None:
+        await self._update(user_id, unreachable_at=None, unreachable_reason=None)
+
+    async def is_team_member(self, user_id: int) -> bool:
+        async with self._sessions() as session:
+            return (await session.scalar(select(TeamMember.team_id).where(TeamMember.user_id == user_id))) is not None
+
+    async def caregivers_of(self, patient_id: int) -> list[tuple[User, CaregiverLink]]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(User, CaregiverLink)
+                .join(CaregiverLink, CaregiverLink.caregiver_id == User.id)
+                .where(CaregiverLink.patient_id == patient_id)
+            )
+            return [(u, link) for u, link in rows.all()]
+
+    async def patients_of(self, caregiver_id: int) -> list[tuple[User, CaregiverLink]]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(User, CaregiverLink).join(CaregiverLink, CaregiverLink.patient_id == User.id)
+                .where(CaregiverLink.caregiver_id == caregiver_id, User.consent_at.is_not(None)))
+            return [(u, link) for u, link in rows.all()]
+
+    async def caregiver_link(self, patient_id: int, caregiver_id: int) -> CaregiverLink | None:
+        async with self._sessions() as session:
+            return await session.get(CaregiverLink, (patient_id, caregiver_id))
+
+    async def set_caregiver_prefs(self, patient_id: int, caregiver_id: int, **prefs: bool) -> bool:
+        async with self._sessions.begin() as session:
+            link = await session.get(CaregiverLink, (patient_id, caregiver_id))
+            if link is None:
+                return False
+            for key, value in prefs.items():
+                if key in ("receive_alerts", "receive_summary", "can_log"):
+                    setattr(link, key, value)
+            return True
+
+    async def revoke_caregiver(self, patient_id: int, caregiver_id: int) -> bool:
+        async with self._sessions.begin() as session:
+            result = await session.execute(delete(CaregiverLink).where(
+                CaregiverLink.patient_id == patient_id, CaregiverLink.caregiver_id == caregiver_id))
+            return bool(result.rowcount)
+
+    async def erase(self, user_id: int, notice: Callable[[Translator], str] | None = None) -> None:
+        """Erase a user and, through ON DELETE CASCADE, every row of their data.
+
+        The linked doctor gets a short notice (written before the delete, addressed to the
+        doctor, so it survives the cascade) that the patient left and their data is gone.
+        """
+        async with self._sessions.begin() as session:
+            profile = await session.get(PatientProfile, user_id)
+            if profile is not None and profile.doctor_id and notice is not None:
+                doctor = await session.get(User, profile.doctor_id)
+                if doctor is not None and doctor.chat_id:
+                    session.add(
+                        Outbox(kind="notice", recipient_id=doctor.id, chat_id=doctor.chat_id,
+                               payload={"text": notice(translator(doctor.language))},
+                               next_attempt_at=self._clock.now())
+                    )
+            await session.execute(delete(User).where(User.id == user_id))

@@ -1,0 +1,82 @@
+"""Update processing: one chat in order, different chats at the same time, each update once.
+
+PTB starts a task per update in arrival order; we take a per-chat lock *before* the first
+await, so the FIFO lock keeps a chat's updates in order while other chats run concurrently.
+An update is marked processed only after it was handled: a crash in between means Telegram
+redelivers it and we handle it again, which is safe because recording is idempotent
+(readings are unique by source update). A redelivered update that was finished is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from telegram import Update
+from telegram.ext import BaseUpdateProcessor
+
+log = logging.getLogger(__name__)
+
+
+class UpdateLedger(Protocol):
+    async def seen(self, update_id: int) -> bool: ...
+    async def mark(self, update_id: int) -> None: ...
+
+
+class ChatOrderedProcessor(BaseUpdateProcessor):
+    def __init__(self, ledger: UpdateLedger, max_concurrent_updates: int = 256):
+        super().__init__(max_concurrent_updates)
+        self._ledger = ledger
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self._recent: OrderedDict[int, None] = OrderedDict()  # fast path before the database
+
+    @staticmethod
+    def _chat_key(update: object) -> int | None:
+        if isinstance(update, Update):
+            if update.effective_chat is not None:
+                return update.effective_chat.id
+            if update.effective_user is not None:
+                return update.effective_user.id
+        return None
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = self._chat_key(update)
+        update_id = update.update_id if isinstance(update, Update) else None
+        if key is None:
+            await self._run_once(update_id, coroutine)
+            return
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                await self._run_once(update_id, coroutine)
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def _run_once(self, update_id: int | None, coroutine: Awaitable[Any]) -> None:
+        if update_id is not None and (update_id in self._recent or await self._ledger.seen(update_id)):
+            log.info("update %s was already processed; skipping the redelivery", update_id)
+            coroutine.close()  # type: ignore[attr-defined]
+            return
+        await coroutine
+        if update_id is not None:
+            self._recent[update_id] = None
+            if len(self._recent) > 10_000:
+                self._recent.popitem(last=False)
+            try:
+                await self._ledger.mark(update_id)
+            except Exception:
+                log.exception("could not record update %s as processed", update_id)
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None

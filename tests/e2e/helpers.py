@@ -1,0 +1,36 @@
+"""Small steps many end-to-end tests share: onboarding a simulated patient."""
+
+from __future__ import annotations
+
+from bot.sandbox import FakeTelegram, SimUser
+
+
+async def onboard(u: SimUser, *, lang: str = "en", condition: str = "Both", year: str = "1956",
+                  unit: str = "mmol/L") -> None:
+    """Walk a simulated user through /start with the given answers; drains the chat afterwards."""
+    await u.send("/start")
+    await u.next_message()
+    await u.press("English" if lang == "en" else "中文")
+    await u.next_message()
+    await u.press("I agree" if lang == "en" else "我同意")
+    await u.next_message()
+    labels = {"en": {"Both": "Both", "High blood pressure": "High blood pressure",
+                     "Type 2 diabetes": "Type 2 diabetes"},
+              "zh_CN": {"Both": "两种都有", "High blood pressure": "高血压", "Type 2 diabetes": "2型糖尿病"}}
+    await u.press(labels[lang][condition])
+    await u.next_message()
+    await u.send(year)
+    await u.next_message()
+    await u.press("Yes" if lang == "en" else "是")
+    if condition != "High blood pressure":
+        await u.next_message()
+        await u.press(unit)
+    done = await u.next_message()
+    assert "/help" in done.text
+    u.drain()
+
+
+async def patient(tg: FakeTelegram, name: str = "Wang", **kwargs: object) -> SimUser:
+    u = tg.user(name, language_code="en")
+    await onboard(u, **kwargs)  # type: ignore[arg-type]
+    return u
