@@ -38,6 +38,7 @@ CATEGORY_LABELS = {
     "hypo_level1": _("low (below 3.9 mmol/L)"),
     "hypo_level2": _("very low (below 3.0 mmol/L)"),
     "in_target": _("in your target range"),
+    "below_target": _("a little below your target range"),
     "above_target": _("above your target"),
     "very_high": _("very high"),
 }
@@ -56,6 +57,8 @@ ADVICE_LABELS = {
     "contact_doctor": _("Please contact your doctor."),
     "recheck_later": _("Measure again later today and tell your doctor at the next visit if it stays like this."),
     "eat_carbs_first": _("Eat some carbohydrate before exercising."),
+    "sit_or_lie_down": _("Sit or lie down now, and get up slowly."),
+    "keep_going": _("Well done, keep it up."),
 }
 
 

@@ -122,7 +122,7 @@ _COMPILED: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
 )
 # A negation at the end of the text before the phrase, within the same clause.
 _NEGATION_EN_RE = re.compile(
-    r"(?<![a-z])(?:no|not|never|without|denies|deny|denied|none|nor|n't|free\s+of)"
+    r"(?:(?<![a-z])(?:no|not|never|without|denies|deny|denied|none|nor|free\s+of)|n't)"
     r"(?:\s+[a-z']+){0,3}\s*\Z"
 )
 _NEGATION_ZH_RE = re.compile(

@@ -311,6 +311,9 @@ _TRIGGER_RE = re.compile(
 )
 
 
+_CARRY_TRIGGERS = frozenset({"glu", "ctx", "label"})
+
+
 def _triggered(s: str) -> frozenset[str]:
     found: frozenset[str] = frozenset()
     for word in _TRIGGER_RE.findall(s):
@@ -329,6 +332,7 @@ _NOISE_CANDIDATE_RE = re.compile(
     r"[+\d](?<![\d./][+\d])(?:(?<=\+)|(?=\d{3})|(?=\s*/)|(?<=[0-3])(?=\d\s*/)|(?=\d{2,3}\s\d)"
     r"|(?=[\d.]*\s*[" + _NOISE_FOLLOW + r"]))"
 )
+_GLU_UNIT_AHEAD_RE = re.compile(r"[\d.]+\s*(?:mmol|mg\s*/\s*dl)")
 _PHONE_SPACED_RE = re.compile(r"(?:\d{3,4}\s)?\d{3,4}\s\d{4}(?!\d)")
 
 
@@ -341,6 +345,8 @@ def _mask_noise(s: str, keywords: bool) -> str:
         start = cand.start()
         if start < pos:
             continue
+        if _GLU_UNIT_AHEAD_RE.match(s, start) is not None:
+            continue  # "126 mg/dl" is a glucose reading; skip the big noise match
         noise = _NOISE_AT_RE.match(s, start) or _PHONE_SPACED_RE.match(s, start)
         if noise is not None:
             pos = noise.end()
@@ -688,6 +694,8 @@ def parse_readings(text: str) -> list[ParsedReading]:
     for clause in _SPLIT_RE.split(s):
         if not clause or clause.isspace():
             continue
+        if _DIGIT_RE.search(clause) is None and not (_triggered(clause) & _CARRY_TRIGGERS):
+            continue  # "good morning": nothing to find, nothing to carry to the next clause
         for _, item in _parse_clause(clause, last_bp_open, carry):
             out.append(item)
         last = out[-1] if out else None

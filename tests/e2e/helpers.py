@@ -34,3 +34,45 @@ async def patient(tg: FakeTelegram, name: str = "Wang", **kwargs: object) -> Sim
     u = tg.user(name, language_code="en")
     await onboard(u, **kwargs)  # type: ignore[arg-type]
     return u
+
+
+async def doctor(tg: FakeTelegram, app: object, name: str = "Dr Li", team: str = "Qingshan",
+                 role: str = "gp") -> SimUser:
+    """A doctor who joined through an admin invite link (the real `/start d-<code>` path)."""
+    services = app.services  # type: ignore[attr-defined]
+    payload = await services.invites.create_doctor_invite(name, team, role)
+    d = tg.user(name, language_code="en")
+    await d.send(f"/start {payload}")
+    welcome = await d.next_message()
+    assert "team" in welcome.text, welcome.text
+    d.drain()
+    return d
+
+
+async def linked_patient(tg: FakeTelegram, doc: SimUser, name: str = "Wang", **kwargs: object) -> SimUser:
+    """A patient who joined through the doctor's /invite link (QR code) and finished onboarding."""
+    await doc.send("/invite")
+    card = await doc.next_message()
+    assert card.photo, "the invite comes as a QR code photo"
+    payload = card.text.split("start=")[1].split()[0]
+    u = tg.user(name, language_code="en")
+    await u.send(f"/start {payload}")
+    await u.next_message()
+    await u.press("English")
+    await u.next_message()
+    await u.press("I agree")
+    await u.next_message()
+    await u.press(str(kwargs.get("condition", "High blood pressure")))
+    await u.next_message()
+    await u.send(str(kwargs.get("year", "1956")))
+    await u.next_message()
+    await u.press("Yes")
+    if kwargs.get("condition") in ("Both", "Type 2 diabetes"):
+        await u.next_message()
+        await u.press("mmol/L")
+    done = await u.next_message()
+    assert "/help" in done.text
+    linked = await u.next_message()
+    assert "linked" in linked.text, linked.text
+    u.drain()
+    return u
