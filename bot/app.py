@@ -119,7 +119,10 @@ class CareCircle:
                 log.exception("periodic tick failed")
 
     async def tick(self) -> None:
-        if await self.services.alerts.escalate_due():
+        """Periodic work; each step is one indexed query when there is nothing to do."""
+        queued = await self.services.alerts.escalate_due()
+        queued += await self.services.alerts.silent_high_risk()
+        if queued:
             self.services.outbox.wake()
 
     async def stop(self) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import clinical
@@ -26,6 +26,8 @@ from storage.models import (
 )
 
 FOLD_WINDOW = timedelta(hours=6)
+SILENCE_RULE = "NO-READINGS"
+SILENT_DAYS = 3  # high-risk patients: "no reading for N days" (issue 5; a design choice, not in the reference)
 ACTIONS = ("ack", "called", "referred", "snooze")
 
 
@@ -277,6 +279,47 @@ class AlertService:
                                         + "\n" + text[:3500]},
                                next_attempt_at=self._clock.now()))
 
+    async def silent_high_risk(self, days: int = SILENT_DAYS) -> int:
+        """High-risk patients with no reading for `days` days: one alert per silence, to their doctor."""
+        now = self._clock.now()
+        since = now - timedelta(days=days)
+        created = 0
+        async with self._sessions.begin() as session:
+            last = (select(Reading.patient_id, func.max(Reading.measured_at).label("at"))
+                    .group_by(Reading.patient_id).subquery())
+            rows = (await session.execute(
+                select(User, PatientProfile, last.c.at)
+                .join(PatientProfile, PatientProfile.user_id == User.id)
+                .outerjoin(last, last.c.patient_id == User.id)
+                .where(PatientProfile.risk == "high", PatientProfile.linked_at.is_not(None),
+                       PatientProfile.linked_at < since, or_(last.c.at.is_(None), last.c.at < since))
+                .limit(500))).all()
+            for patient, profile, last_at in rows:
+                already = await session.scalar(select(Alert.id).where(
+                    Alert.patient_id == patient.id, Alert.rule == SILENCE_RULE,
+                    or_(Alert.status == "open", Alert.created_at >= since)))
+                if already is not None:
+                    continue
+                team = await self._team_order(session, profile)
+                alert = Alert(patient_id=patient.id, rule=SILENCE_RULE, status="open", created_at=now)
+                session.add(alert)
+                await session.flush()
+                session.add(AlertEvent(alert_id=alert.id, at=now, event="created", detail=SILENCE_RULE))
+                for member in team[:1]:
+                    if not member.chat_id:
+                        continue
+                    t = translator(member.language)
+                    when = last_at.date().isoformat() if last_at else t("never")
+                    text = "⚠️ " + t("{name} (high risk) has sent no reading for {days} days (last: {when}). "
+                                     "Please check on them.", name=patient.display_name or patient.first_name,
+                                     days=days, when=when)
+                    session.add(Outbox(kind="alert", recipient_id=member.id, chat_id=member.chat_id,
+                                       alert_id=alert.id, payload={"text": text,
+                                                                   "buttons": alert_buttons(alert.id, member.language)},
+                                       dedupe_key=f"alert:{alert.id}:to:{member.id}:l0", next_attempt_at=now))
+                created += 1
+        return created
+
     async def escalate_due(self) -> int:
         """Open alerts nobody acknowledged in time go to the next on call, then the whole team."""
         now = self._clock.now()
@@ -290,7 +333,7 @@ class AlertService:
                 patient = await session.get(User, alert.patient_id)
                 profile = await session.get(PatientProfile, alert.patient_id)
                 reading = await session.get(Reading, alert.reading_id) if alert.reading_id else None
-                if patient is None or reading is None:
+                if patient is None or reading is None:  # e.g. a "no readings" alert: nothing to re-send
                     alert.next_escalation_at = None
                     continue
                 age = None if profile is None or not profile.birth_year else now.year - profile.birth_year

@@ -26,7 +26,7 @@ from content.i18n import translator
 from storage.models import Alert, AlertEvent, Outbox, PatientProfile, TeamMember, User
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=30)  # longer than one send can take (10 s read timeout + limiter waits)
 MAX_BACKOFF = timedelta(minutes=10)
 GIVE_UP_AFTER = timedelta(hours=24)
 
