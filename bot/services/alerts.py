@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import clinical
 from bot.services.clock import Clock
+from bot.services.targets import targets_for
 from content.i18n import translator
 from content.render import advice_lines, category_text, reading_text
 from storage.models import (
@@ -162,9 +163,9 @@ class AlertService:
             lines.append(t("Symptoms reported: {symptoms}", symptoms=reading.symptoms))
         last = [reading_text(r, t) for r in previous]
         lines.append(t("Last readings: {list}", list="; ".join(last) if last else t("none")))
-        if profile is not None:
-            target = f"{profile.target_sys or '-'}/{profile.target_dia or '-'}"
-            lines.append(t("Doctor-set BP target: {target}", target=target))
+        targets = targets_for(profile, age)
+        lines.append(t("Target: BP below {bp}; fasting glucose {low}-{high} mmol/L", bp=f"{targets.bp_systolic}/"
+                       f"{targets.bp_diastolic}", low=targets.fasting_low, high=targets.fasting_high))
         told = advice_lines(assessment.advice, translator(patient.language))
         if told:
             lines.append(t("The patient was told: {advice}", advice=" ".join(told)))
@@ -354,3 +355,46 @@ class AlertService:
         async with self._sessions() as session:
             return list(await session.scalars(select(AlertEvent).where(AlertEvent.alert_id == alert_id)
                                               .order_by(AlertEvent.at, AlertEvent.id)))
+
+    async def raise_symptom_alert(self, patient_id: int, symptoms: frozenset[str], where: str = "") -> int | None:
+        """Danger signs written in free text with no reading (e.g. "胸痛" typed in a peer circle):
+        an open alert to the patient's own doctor (first on call), with the usual buttons.
+
+        No reading means nothing to re-assess, so it does not escalate automatically; repeats of the
+        same signs inside the fold window join the open alert instead of paging again."""
+        now = self._clock.now()
+        rule = "SYMPTOM-TEXT"
+        async with self._sessions.begin() as session:
+            patient = await session.get(User, patient_id)
+            if patient is None:
+                return None
+            profile = await session.get(PatientProfile, patient_id)
+            open_alert = await session.scalar(select(Alert).where(
+                Alert.patient_id == patient_id, Alert.rule == rule, Alert.status == "open",
+                Alert.created_at >= now - FOLD_WINDOW).limit(1))
+            if open_alert is not None:
+                open_alert.repeat_count += 1
+                session.add(AlertEvent(alert_id=open_alert.id, at=now, event="repeat", detail=",".join(sorted(symptoms))))
+                return open_alert.id
+            alert = Alert(patient_id=patient_id, rule=rule, status="open", created_at=now)
+            session.add(alert)
+            await session.flush()
+            session.add(AlertEvent(alert_id=alert.id, at=now, event="created", detail=",".join(sorted(symptoms))[:256]))
+            team = await self._team_order(session, profile)
+            doctor = next((m for m in team if m.chat_id), None)
+            if doctor is None:
+                session.add(AlertEvent(alert_id=alert.id, at=now, event="no_team", detail="no reachable doctor"))
+                return alert.id
+            t = translator(doctor.language)
+            text = "\n".join([
+                "⚠️ " + t("Urgent: danger signs reported ({rule})", rule=rule),
+                t("Patient: {name}", name=patient.display_name or patient.first_name),
+                t("Symptoms reported: {symptoms}", symptoms=", ".join(sorted(symptoms))),
+                t("Where: {where}", where=where) if where else "",
+                t("They were told to call 120 or go to hospital now. Please contact them."),
+            ]).replace("\n\n", "\n")
+            session.add(Outbox(kind="alert", recipient_id=doctor.id, chat_id=doctor.chat_id, alert_id=alert.id,
+                               payload={"text": text, "buttons": alert_buttons(alert.id, doctor.language)},
+                               dedupe_key=f"alert:{alert.id}:to:{doctor.id}:l0", next_attempt_at=now))
+            session.add(AlertEvent(alert_id=alert.id, at=now, event="queued", actor_id=doctor.id, detail="level 0"))
+            return alert.id

@@ -6,7 +6,7 @@ twice (a redelivery after a crash) returns the first row instead of storing a se
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from bot import clinical
 from bot.services.alerts import AlertOutcome, AlertService
 from bot.services.clock import Clock
 from bot.services.db import with_retry
+from bot.services.targets import age_of, targets_for
 from storage.models import PatientProfile, Reading, User
 
 
@@ -59,32 +60,6 @@ class RecordResult:
     average7: Average
     alert: AlertOutcome | None = None
     advice: tuple[str, ...] = field(default_factory=tuple)
-
-
-def targets_for(profile: PatientProfile | None, age: int | None) -> clinical.Targets:
-    """The patient's own targets: the doctor's values where set, else the reference default."""
-    conditions = profile.condition_set if profile else frozenset()
-    targets = clinical.default_targets(age, conditions)
-    if profile is None:
-        return targets
-    overrides = {
-        name: value
-        for name, value in (
-            ("bp_systolic", profile.target_sys),
-            ("bp_diastolic", profile.target_dia),
-            ("fasting_low", profile.target_fasting_low),
-            ("fasting_high", profile.target_fasting_high),
-            ("postmeal_high", profile.target_postmeal_high),
-        )
-        if value is not None
-    }
-    return replace(targets, **overrides) if overrides else targets
-
-
-def age_of(profile: PatientProfile | None, now: datetime) -> int | None:
-    if profile is None or not profile.birth_year:
-        return None
-    return now.year - profile.birth_year
 
 
 class ReadingService:
