@@ -11,10 +11,10 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.config import Settings  # noqa: E402
-from bot.sandbox.runner import run_sandbox  # noqa: E402
-from tests.browser.cdp import Browser  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from bot.config import Settings
+from bot.sandbox.runner import run_sandbox
+from tests.browser.cdp import Browser
+from tests.conftest import free_port
 
 OUT = Path(__file__).parent
 

@@ -13,12 +13,12 @@ from bot.app import CareCircle, build
 from bot.sandbox import FakeTelegram
 from storage.models import Alert, AlertEvent, Outbox, User
 from tests.conftest import app_settings
-from tests.e2e.helpers import doctor, linked_patient, patient
+from tests.e2e.helpers import doctor, linked_patient
 
 
 async def test_doctor_joins_by_invite_and_patient_by_qr_link(tg: FakeTelegram, app: CareCircle) -> None:
     doc = await doctor(tg, app)
-    u = await linked_patient(tg, doc)
+    await linked_patient(tg, doc)
     await doc.send("/patients")
     panel = await doc.next_message()
     assert "Wang" in panel.text and "(1)" in panel.text
