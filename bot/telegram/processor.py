@@ -19,6 +19,9 @@ from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
 log = logging.getLogger(__name__)
+# A chat with this many updates waiting is flooding: further updates are dropped (and logged)
+# instead of each holding one of the shared concurrency slots while it waits for the chat lock.
+MAX_QUEUED_PER_CHAT = 20
 
 
 class UpdateLedger(Protocol):
@@ -27,9 +30,12 @@ class UpdateLedger(Protocol):
 
 
 class ChatOrderedProcessor(BaseUpdateProcessor):
-    def __init__(self, ledger: UpdateLedger, max_concurrent_updates: int = 256):
+    def __init__(self, ledger: UpdateLedger, max_concurrent_updates: int = 256,
+                 max_queued_per_chat: int = MAX_QUEUED_PER_CHAT):
         super().__init__(max_concurrent_updates)
         self._ledger = ledger
+        self._max_queued = max_queued_per_chat
+        self.dropped = 0
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
         self._recent: OrderedDict[int, None] = OrderedDict()  # fast path before the database
 
@@ -49,6 +55,11 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             await self._run_once(update_id, coroutine)
             return
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        if users >= self._max_queued:
+            self.dropped += 1
+            log.warning("chat is flooding (%d updates queued); dropping update %s", users, update_id)
+            coroutine.close()  # type: ignore[attr-defined]
+            return
         self._locks[key] = (lock, users + 1)
         try:
             async with lock:
