@@ -34,7 +34,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
                  max_queued_per_chat: int = MAX_QUEUED_PER_CHAT):
         super().__init__(max_concurrent_updates)
         self._ledger = ledger
-        self._max_queued = max_queued_per_chat
+        self.max_queued_per_chat = max_queued_per_chat
         self.dropped = 0
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
         self._recent: OrderedDict[int, None] = OrderedDict()  # fast path before the database
@@ -55,7 +55,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             await self._run_once(update_id, coroutine)
             return
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        if users >= self._max_queued:
+        if users >= self.max_queued_per_chat:
             self.dropped += 1
             log.warning("chat is flooding (%d updates queued); dropping update %s", users, update_id)
             coroutine.close()  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from tests.e2e.helpers import patient
 async def test_flooding_user_does_not_slow_others(tg: FakeTelegram, app: CareCircle) -> None:
     flooder = await patient(tg, name="Flood")
     calm = await patient(tg, name="Calm")
+    app.application.update_processor.max_queued_per_chat = 5  # type: ignore[attr-defined]  # keep the test short
     await asyncio.gather(*(flooder.send(f"{120 + i % 30}/80") for i in range(50)))  # ~50 messages at once
     started = time.monotonic()
     await calm.send("135/85")
@@ -22,7 +23,6 @@ async def test_flooding_user_does_not_slow_others(tg: FakeTelegram, app: CareCir
     assert tg.stats.too_many_requests == 0  # the flooder's replies wait in our limiter, not at Telegram
     processor = app.application.update_processor
     assert processor.dropped > 0  # type: ignore[attr-defined]
-    flooder.block()  # the queued replies now fail fast instead of draining at 1 message/s
 
 
 async def test_html_sql_and_bidi_names_are_shown_as_plain_text(tg: FakeTelegram, app: CareCircle) -> None:
