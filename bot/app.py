@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.services.clock import Clock
 from bot.services.container import Services
 from bot.telegram.persistence import SqlPersistence
+from bot.telegram.polling import poll_forever, replay_unhandled
 from bot.telegram.processor import ChatOrderedProcessor
 from bot.telegram.ratelimit import FloodLimiter
 from bot.telegram.request import AiohttpRequest
@@ -89,12 +90,11 @@ class CareCircle:
             raise StartupError(f"cannot reach the Telegram Bot API: {exc}") from exc
         await self._set_commands()
         await self.application.start()
+        await replay_unhandled(self.application, self.services.ledger)
         use_polling = (not self.settings.webhook) if poll is None else poll
         if use_polling:
             await self.application.bot.delete_webhook()
-            assert self.application.updater is not None
-            await self.application.updater.start_polling(poll_interval=0.0, timeout=10,
-                                                         allowed_updates=Update.ALL_TYPES)
+            self._tasks.append(asyncio.create_task(poll_forever(self.application, self.services.ledger)))
         else:
             await self.application.bot.set_webhook(
                 self.settings.webhook_url or "", secret_token=self.settings.webhook_secret,
@@ -133,8 +133,6 @@ class CareCircle:
                 await task
         self._tasks.clear()
         if self.started:
-            if self.application.updater is not None and self.application.updater.running:
-                await self.application.updater.stop()
             if self.application.running:
                 await self.application.stop()
             await self.application.shutdown()
@@ -203,6 +201,9 @@ def build_web_app(app_ref: dict[str, CareCircle]) -> web.Application:
             update = Update.de_json(data, care.application.bot)
         except (ValueError, TypeError, KeyError):
             return web.Response(status=400, text="bad update")
+        if update is None or not isinstance(data.get("update_id"), int):
+            return web.Response(status=400, text="bad update")
+        await care.services.ledger.receive([data])  # durable before Telegram sees our 200
         await care.application.update_queue.put(update)
         return web.Response(text="ok")
 
@@ -226,8 +227,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> CareCircle:
         .persistence(SqlPersistence(services.sessions))
         .arbitrary_callback_data(False)
     )
-    if settings.webhook:
-        builder = builder.updater(None)
+    builder = builder.updater(None)  # our own poller (bot.telegram.polling) keeps updates durable
     application = builder.build()
     application.bot_data["services"] = services
 

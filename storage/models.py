@@ -302,6 +302,17 @@ class UpdateLog(Base):
     processed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class UpdateInbox(Base):
+    """Raw updates received but not yet handled. Written before Telegram is told we have them
+    (the next getUpdates offset, or our webhook's 200), replayed at start-up: a crash between
+    receiving and handling an update loses nothing."""
+
+    __tablename__ = "update_inbox"
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ConversationState(Base):
     """PTB conversation states and user_data, so a restart does not lose a half-done flow."""
 

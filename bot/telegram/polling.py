@@ -1,0 +1,64 @@
+"""Long polling that loses nothing on a crash.
+
+PTB's Updater confirms a batch (by asking for the next offset) as soon as it has queued it, so
+a process killed mid-batch loses the updates it fetched but had not handled. Here each batch
+is first committed to the inbox (`UpdateLedgerService.receive`), and only then is the next
+offset requested; updates left in the inbox are replayed at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import Update
+from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TimedOut
+from telegram.ext import Application
+
+from bot.services.updates import UpdateLedgerService
+
+log = logging.getLogger(__name__)
+
+
+async def replay_unhandled(application: Application, ledger: UpdateLedgerService) -> int:  # type: ignore[type-arg]
+    pending = await ledger.unhandled()
+    for data in pending:
+        await application.update_queue.put(Update.de_json(data, application.bot))
+    if pending:
+        log.info("replaying %d updates received before the restart", len(pending))
+    return len(pending)
+
+
+async def poll_forever(application: Application, ledger: UpdateLedgerService,  # type: ignore[type-arg]
+                       timeout: int = 10) -> None:
+    bot = application.bot
+    offset: int | None = None
+    backoff = 0.5
+    while True:
+        try:
+            updates = await bot.get_updates(offset=offset, timeout=timeout, allowed_updates=Update.ALL_TYPES,
+                                            read_timeout=timeout + 10)
+        except InvalidToken:
+            log.error("Telegram rejected the token; polling stops")
+            return
+        except RetryAfter as exc:
+            delay = exc.retry_after
+            await asyncio.sleep(delay.total_seconds() if hasattr(delay, "total_seconds") else float(delay))
+            continue
+        except Conflict as exc:
+            log.warning("getUpdates conflict (another instance or a webhook?): %s", exc)
+            await asyncio.sleep(min(backoff, 30))
+            backoff *= 2
+            continue
+        except (TimedOut, NetworkError) as exc:
+            log.warning("getUpdates failed: %s", exc.__class__.__name__)
+            await asyncio.sleep(min(backoff, 30))
+            backoff *= 2
+            continue
+        backoff = 0.5
+        if not updates:
+            continue
+        await ledger.receive([u.to_dict() for u in updates])
+        for update in updates:
+            await application.update_queue.put(update)
+        offset = updates[-1].update_id + 1
