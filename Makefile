@@ -42,7 +42,7 @@ browser:
 
 test: $(STAMP) messages postgres browser
 	$(VENV)/bin/ruff check .
-	CARECIRCLE_TEST_PG=$(PG_URL) $(VENV)/bin/pytest -q -p no:cacheprovider
+	CARECIRCLE_TEST_PG=$(PG_URL) $(VENV)/bin/pytest -q -p no:cacheprovider -n 4
 
 test-fast: $(STAMP) messages
 	$(VENV)/bin/pytest -q -x -m "not browser"

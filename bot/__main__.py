@@ -72,6 +72,44 @@ async def _invite_doctor(settings: Settings, name: str, team: str, role: str) ->
     return f"https://t.me/{username}?start={payload}"
 
 
+async def _export(settings: Settings, fmt: str, what: str, team: str, since: str | None, until: str | None,
+                  output: str) -> int:
+    """`carecircle export`: the dashboard's CSV / FHIR exports for a whole team, to a file or stdout."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from bot.services.container import Services
+    from storage.migrate import upgrade
+
+    try:
+        start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
+        end = datetime.fromisoformat(until).replace(tzinfo=UTC) + timedelta(days=1) if until else None
+    except ValueError:
+        print("--since/--until must be dates like 2026-01-31", file=sys.stderr)
+        return 2
+    services = Services.build(settings)
+    try:
+        await upgrade(services.engine)
+        scope = await services.exports.team_scope(team)
+        if scope is None:
+            print(f"no team named {team!r}", file=sys.stderr)
+            return 1
+        out = sys.stdout.buffer if output == "-" else open(output, "wb")  # noqa: ASYNC230 - a CLI: nothing else runs on this loop
+        try:
+            if fmt == "csv":
+                async for chunk in services.exports.csv_rows(what, scope, start, end):
+                    out.write(chunk)
+            else:
+                bundle = await services.exports.fhir_bundle(scope, None, start, end)
+                out.write(json.dumps(bundle, ensure_ascii=False).encode())
+        finally:
+            if out is not sys.stdout.buffer:
+                out.close()
+    finally:
+        await services.engine.dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="carecircle", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -85,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     invite.add_argument("--name", required=True)
     invite.add_argument("--team", required=True)
     invite.add_argument("--role", default="gp", choices=["gp", "public_health", "nurse"])
+    export = sub.add_parser("export", help="export a team's data as CSV or a FHIR R4 bundle (dates in UTC)")
+    export.add_argument("--format", default="csv", choices=["csv", "fhir"])
+    export.add_argument("--what", default="readings", choices=["patients", "readings", "followups", "alerts"])
+    export.add_argument("--team", required=True)
+    export.add_argument("--since", help="YYYY-MM-DD")
+    export.add_argument("--until", help="YYYY-MM-DD (inclusive)")
+    export.add_argument("-o", "--output", default="-", help="file (default: stdout)")
     args = parser.parse_args(argv)
     _setup_logging(args.log_level)
     try:
@@ -103,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
             print("database is up to date")
+        elif args.command == "export":
+            return asyncio.run(_export(settings, args.format, args.what, args.team, args.since, args.until,
+                                       args.output))
         elif args.command == "admin" and args.admin_command == "invite-doctor":
             print(asyncio.run(_invite_doctor(settings, args.name, args.team, args.role)))
         else:

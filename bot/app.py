@@ -56,6 +56,10 @@ COMMANDS = [
     ("weight", _("Log weight")),
     ("history", _("My readings and chart")),
     ("tips", _("A tip for today")),
+    ("reminders", _("Reminders, quiet hours, daily tip")),
+    ("tools", _("Salt, BMI and exercise tools")),
+    ("quiz", _("Test what you know")),
+    ("circle", _("My peer-support circle")),
     ("settings", _("Language, time zone, units")),
     ("help", _("What I can do")),
 ]
@@ -122,6 +126,8 @@ class CareCircle:
         """Periodic work; each step is one indexed query when there is nothing to do."""
         queued = await self.services.alerts.escalate_due()
         queued += await self.services.alerts.silent_high_risk()
+        queued += await self.services.reminders.tick()
+        queued += await self.services.circles.tick()
         if queued:
             self.services.outbox.wake()
 
@@ -203,12 +209,15 @@ def build_web_app(app_ref: dict[str, CareCircle]) -> web.Application:
             return web.Response(status=400, text="bad update")
         if update is None or not isinstance(data.get("update_id"), int):
             return web.Response(status=400, text="bad update")
-        await care.services.ledger.receive([data])  # durable before Telegram sees our 200
-        await care.application.update_queue.put(update)
+        if await care.services.ledger.receive([data]):  # durable before Telegram sees our 200
+            await care.application.update_queue.put(update)  # (a redelivery of a known update is not)
         return web.Response(text="ok")
 
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_post("/telegram/webhook", webhook)
+    from bot.web.dashboard import add_dashboard_routes  # the doctor dashboard (bot/web)
+
+    add_dashboard_routes(web_app, app_ref)
     return web_app
 
 

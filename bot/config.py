@@ -46,6 +46,7 @@ class Settings:
     reminder_tick_seconds: float = 30.0
     alert_escalation_minutes: float = 15.0
     dashboard_secret: str = ""
+    public_base_url: str | None = None  # dashboard links; default http://HTTP_HOST:HTTP_PORT
 
     @property
     def sandbox(self) -> bool:
@@ -141,4 +142,5 @@ class Settings:
             admin_telegram_ids=frozenset(admins),
             bot_username=get("BOT_USERNAME"),
             dashboard_secret=get("DASHBOARD_SECRET") or "",
+            public_base_url=(get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
         )

@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from bot.clinical import exercise_safety
 from content import sources as _sources
 
 __all__ = [
@@ -133,10 +134,8 @@ SEASONS: Mapping[str, frozenset[int]] = MappingProxyType(
 SALT_LIMIT_G = 5.0  # salt < 5 g per person per day
 OIL_LIMIT_G = 30.0  # cooking oil 25-30 g per person per day
 
-# clinical-reference: Exercise and diet (exercise safety) — thresholds (verify), kept in one place.
-EXERCISE_MAX_SBP = 180  # SBP >= 180 -> no exercise advice
-EXERCISE_MAX_DBP = 110  # DBP >= 110 -> no exercise advice
-EXERCISE_MAX_GLUCOSE = 16.7  # glucose > 16.7 mmol/L -> no exercise advice
+# Exercise safety thresholds live in bot.clinical.thresholds (clinical-reference: Exercise and diet);
+# _exercise_allowed asks bot.clinical.exercise_safety.
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*(-[a-z0-9_]+)*$")
 
@@ -354,16 +353,14 @@ class Catalog:
 def _exercise_allowed(ctx: TipContext) -> bool:
     """May exercise advice be shown to this person now?
 
-    May later be replaced by ``bot.clinical.exercise_safety``; keep this the only place it is decided.
+    The last reading being urgent blocks it; otherwise ``bot.clinical.exercise_safety`` decides from the
+    last BP and glucose (>= 180/110, > 16.7 or a low glucose block it), so tips, the exercise planner and
+    challenges all follow the same rule.
     """
     # clinical-reference: Exercise and diet (exercise safety)
     if ctx.last_reading_urgent:
         return False
-    if ctx.last_bp is not None:
-        sbp, dbp = ctx.last_bp
-        if sbp >= EXERCISE_MAX_SBP or dbp >= EXERCISE_MAX_DBP:
-            return False
-    return not (ctx.last_glucose_mmol is not None and ctx.last_glucose_mmol > EXERCISE_MAX_GLUCOSE)
+    return exercise_safety(ctx.last_bp, ctx.last_glucose_mmol).ok
 
 
 def _audience_fits(tip: Tip, ctx: TipContext) -> bool:

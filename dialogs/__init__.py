@@ -10,7 +10,22 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
-from dialogs import basics, doctor, family, guided, onboarding, readings, settings
+from dialogs import (
+    basics,
+    circles,
+    dashboard,
+    doctor,
+    education,
+    family,
+    guided,
+    onboarding,
+    quiz,
+    readings,
+    reminders,
+    settings,
+    tips,
+    tools,
+)
 from dialogs.common import answer, who
 
 
@@ -24,11 +39,16 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     ordered = [
         *onboarding.handlers(),
         *guided.handlers(),
+        *tips.handlers(), *quiz.handlers(), *tools.handlers(),  # before basics: /cancel inside a tool
         *settings.handlers(),
+        *reminders.handlers(),  # a conversation (typed times): before the free-text handlers
         *basics.handlers(),
         *readings.handlers(),
         *doctor.handlers(),
         *family.handlers(),
+        *dashboard.handlers(),
+        *circles.handlers(),  # circle mode: its free text and media; otherwise hands text to readings
+        *education.handlers(),
         readings.text_handler(),
         *basics.fallback_handlers(),
         CallbackQueryHandler(_stale_button),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -47,14 +48,28 @@ def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
     return context.application.bot_data["services"]
 
 
-async def who(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Who:
+# Keyed by the Update object itself (PTB hands the same object to every handler of one update);
+# update_ids alone repeat across bots and test runs. The stored reference keeps id() unique.
+_RECENT: OrderedDict[int, tuple[Update, Who]] = OrderedDict()
+
+
+async def who(update: Update, context: ContextTypes.DEFAULT_TYPE, *, fresh: bool = False) -> Who:
+    """The sender, loaded once per update (several handlers of one update share it);
+    `fresh=True` reloads after this update changed the user."""
+    cached = _RECENT.get(id(update))
+    if not fresh and cached is not None and cached[0] is update:
+        return cached[1]
     services = services_of(context)
     tg_user = update.effective_user
     chat = update.effective_chat
     assert tg_user is not None
     user = await services.users.ensure(tg_user.id, chat.id if chat else tg_user.id, tg_user.first_name or "",
                                        tg_user.language_code)
-    return Who(services, user, translator(user.language))
+    w = Who(services, user, translator(user.language))
+    _RECENT[id(update)] = (update, w)
+    if len(_RECENT) > 2000:
+        _RECENT.popitem(last=False)
+    return w
 
 
 def inline(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:

@@ -40,6 +40,11 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     assert ud is not None
     if payload and invite is None:
         await reply(update, w.t("This invite link is not valid. Please ask for a new one."))
+    if invite and invite[0] == "circle":  # g-<code>: peer-support circle, its own flow (dialogs.circles)
+        from dialogs.circles import start_join
+
+        await start_join(update, context, w, invite[1])
+        return ConversationHandler.END
     if invite and invite[0] == "doctor":
         await redeem_and_tell(update, w, invite)
         return ConversationHandler.END

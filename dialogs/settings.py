@@ -61,6 +61,7 @@ async def tz_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         await reply(update, w.t("I don't know that place. Please type a big city nearby or an offset like +8."))
         return TZ_TEXT
     await w.services.users.set_timezone(w.user.id, tz)
+    await w.services.reminders.reschedule_user(w.user.id)  # reminders follow the new local time
     await reply(update, w.t("Time zone set to {tz}.", tz=tz))
     return ConversationHandler.END
 

@@ -321,3 +321,13 @@ class ConversationState(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Feature tables live in their own modules; importing them here registers them on Base.metadata
+# (Alembic autogenerate, the migration tests and erase checks see every table).
+from storage import (  # noqa: E402
+    circle_models,  # noqa: F401
+    dashboard_models,  # noqa: F401
+    reminder_models,  # noqa: F401
+    tips_models,  # noqa: F401
+)

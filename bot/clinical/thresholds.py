@@ -126,3 +126,39 @@ FOLLOWUP_RECHECK_DAYS = 14
 REFERRAL_CONSECUTIVE_UNCONTROLLED = 2
 # Design choice (NBPHS-3 practice, "失访"): no contact for 12 months = lost to follow-up
 LOST_TO_FOLLOWUP_DAYS = 365
+
+# ---------------------------------------------------------------------------------------------
+# Panel indicators (dashboard): targets the reference's seeds set; the lower edge of each range
+# ---------------------------------------------------------------------------------------------
+# clinical-reference: Panel indicators  standardized management rate >= 75-80 %
+INDICATOR_TARGET_STANDARDIZED = 0.75
+# clinical-reference: Panel indicators  BP control rate >= 50-55 %
+INDICATOR_TARGET_BP_CONTROL = 0.50
+# clinical-reference: Panel indicators  glucose control rate >= 35-40 %
+INDICATOR_TARGET_GLUCOSE_CONTROL = 0.35
+# clinical-reference: Panel indicators  medication adherence (服药率) >= 70-75 %
+INDICATOR_TARGET_ADHERENCE = 0.70
+# Design choice (task brief, no reference row yet): knowledge rate >= 80 % of patients scoring >= 80 %
+INDICATOR_TARGET_KNOWLEDGE = 0.80
+INDICATOR_KNOWLEDGE_PASS = 0.80
+# clinical-reference: Panel indicators  "registered > 3 months" and "last reading in the last 3 months"
+INDICATOR_CONTROL_WINDOW_DAYS = 90
+
+# ---------------------------------------------------------------------------------------------
+# Waist and activity plan (tools)
+# ---------------------------------------------------------------------------------------------
+# clinical-reference: WAIST-CN  — NOT in the reference file yet; source: WS/T 428-2013 (成人体重判定):
+# waist >= 90 cm (men) / >= 85 cm (women) is central obesity for Chinese adults.
+WAIST_CENTRAL_OBESITY_MEN_CM = 90.0
+WAIST_CENTRAL_OBESITY_WOMEN_CM = 85.0
+# clinical-reference: Exercise and diet  (CDG-2022 / CPAG-2021) >= 150 min moderate activity a week,
+# 6000 steps a day, resistance exercise 2-3 days a week.
+ACTIVITY_WEEKLY_MINUTES = 150
+ACTIVITY_DAILY_STEPS = 6000
+RESISTANCE_DAYS_MIN = 2
+RESISTANCE_DAYS_MAX = 3
+# Design choice, NOT in the reference yet (CHN-HTN-2018 text, verify): moderate intensity = 60-70 % of the
+# maximum heart rate, maximum = 220 - age.
+HEART_RATE_MAX_BASE = 220
+MODERATE_HR_LOW_SHARE = 0.60
+MODERATE_HR_HIGH_SHARE = 0.70

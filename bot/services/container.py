@@ -8,15 +8,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.services.alerts import AlertService
+from bot.services.circles import CircleService
 from bot.services.clock import Clock
+from bot.services.education import EducationService
+from bot.services.exports import ExportService
 from bot.services.followups import FollowUpService
+from bot.services.indicators import IndicatorService
 from bot.services.invites import InviteService
 from bot.services.medicines import MedicineService
 from bot.services.outbox import OutboxWorker
 from bot.services.panel import PanelService
+from bot.services.quiz import QuizService
 from bot.services.readings import ReadingService
+from bot.services.reminders import ReminderService
+from bot.services.tips import TipService
 from bot.services.updates import UpdateLedgerService
 from bot.services.users import UserService
+from bot.web.auth import DashboardAuth
 from storage.db import create_engine, is_sqlite, session_factory
 
 
@@ -35,6 +43,14 @@ class Services:
     medicines: MedicineService
     panel: PanelService
     followups: FollowUpService
+    education: EducationService
+    reminders: ReminderService
+    indicators: IndicatorService
+    exports: ExportService
+    dashboard: DashboardAuth
+    tips: TipService
+    quizzes: QuizService
+    circles: CircleService
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -43,6 +59,7 @@ class Services:
         sessions = session_factory(engine)
         alerts = AlertService(sessions, clock, settings.alert_escalation_minutes)
         panel = PanelService(sessions, clock)
+        education = EducationService(sessions, clock, panel)
         return cls(
             settings=settings,
             clock=clock,
@@ -57,4 +74,13 @@ class Services:
             medicines=MedicineService(sessions, clock),
             panel=panel,
             followups=FollowUpService(sessions, clock, panel),
+            education=education,
+            reminders=ReminderService(sessions, clock, panel, education,
+                                      postgres=not is_sqlite(settings.database_url)),
+            indicators=IndicatorService(sessions, clock),
+            exports=ExportService(sessions, clock),
+            dashboard=DashboardAuth(sessions, clock, settings.dashboard_secret),
+            tips=TipService(sessions, clock),
+            quizzes=QuizService(sessions, clock),
+            circles=CircleService(sessions, clock),
         )

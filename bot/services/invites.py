@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.clock import Clock
 from storage.models import CaregiverLink, Invite, PatientProfile, Team, TeamMember, User, UserRole
 
-PAYLOAD_RE = re.compile(r"^(?P<prefix>[dpc])-(?P<code>[A-Za-z0-9_-]{8,40})$")
-PREFIX = {"doctor": "d", "patient": "p", "caregiver": "c"}
+PAYLOAD_RE = re.compile(r"^(?P<prefix>[dpcg])-(?P<code>[A-Za-z0-9_-]{8,40})$")
+PREFIX = {"doctor": "d", "patient": "p", "caregiver": "c", "circle": "g"}  # g-: peer-support circle (issue 7)
 KIND = {v: k for k, v in PREFIX.items()}
 
 

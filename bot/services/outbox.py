@@ -10,6 +10,7 @@ the one window where a message can go out twice; it is a few milliseconds wide.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.services.alerts import alert_buttons
@@ -56,12 +57,14 @@ class OutboxWorker:
         self._postgres = postgres
         self.stats = DeliveryStats()
         self._wake = asyncio.Event()
+        self._inflight: dict[int, asyncio.Task[None]] = {}
 
     def wake(self) -> None:
         """Called after a commit that queued messages, so delivery does not wait for the poll."""
         self._wake.set()
 
-    async def claim(self) -> list[Outbox]:
+    async def claim(self, busy_chats: frozenset[int] = frozenset()) -> list[Outbox]:
+        """Lease due rows; chats still being delivered to are skipped so their order holds."""
         now = self._clock.now()
         async with self._sessions.begin() as session:
             query = (
@@ -70,6 +73,8 @@ class OutboxWorker:
                 .order_by(Outbox.id)
                 .limit(self._batch)
             )
+            if busy_chats:
+                query = query.where(Outbox.chat_id.not_in(busy_chats))
             if self._postgres:
                 query = query.with_for_update(skip_locked=True)
             rows = list(await session.scalars(query))
@@ -80,14 +85,28 @@ class OutboxWorker:
                 )
             return rows
 
-    async def run_once(self, bot: Bot) -> int:
-        rows = await self.claim()
-        # Different chats in parallel, each chat's rows in order.
+    async def run_once(self, bot: Bot, *, wait: bool = True) -> int:
+        """Claim due rows and deliver them: each chat in its own task, its rows in order.
+
+        With wait=False (the worker loop) a slow chat (a 429 back-off, a hanging request) no
+        longer holds up other chats: the loop claims again while that chat's task runs."""
+        rows = await self.claim(frozenset(self._inflight))
         by_chat: dict[int, list[Outbox]] = {}
         for row in rows:
             by_chat.setdefault(row.chat_id, []).append(row)
-        await asyncio.gather(*(self._deliver_chat(bot, chat_rows) for chat_rows in by_chat.values()))
+        started = []
+        for chat_id, chat_rows in by_chat.items():
+            task = asyncio.create_task(self._deliver_chat(bot, chat_rows))
+            self._inflight[chat_id] = task
+            task.add_done_callback(lambda _t, c=chat_id: self._finished(c))
+            started.append(task)
+        if wait and started:
+            await asyncio.gather(*started)
         return len(rows)
+
+    def _finished(self, chat_id: int) -> None:
+        self._inflight.pop(chat_id, None)
+        self._wake.set()  # that chat may have more rows waiting
 
     async def _deliver_chat(self, bot: Bot, rows: list[Outbox]) -> None:
         for row in rows:
@@ -106,10 +125,30 @@ class OutboxWorker:
                     reply_markup=keyboard(payload.get("buttons")),
                 )
                 message_id = getattr(message, "message_id", payload["message_id"])
+            elif row.kind == "delete":  # circles: remove a relayed message (payload: outbox_id of the relay)
+                target = await self._sent_message_id(payload.get("outbox_id"))
+                if target is not None:
+                    await bot.delete_message(chat_id=row.chat_id, message_id=target)
+                message_id = None
+            elif payload.get("copy_from"):  # circles: relay media with copyMessage (no sender shown)
+                message = await bot.copy_message(
+                    chat_id=row.chat_id, from_chat_id=payload["copy_from"][0], message_id=payload["copy_from"][1],
+                    caption=payload.get("caption"), reply_markup=keyboard(payload.get("buttons")),
+                    reply_parameters=await self._reply_to(payload), rate_limit_args={"bulk": True},
+                )
+                message_id = message.message_id
+            elif payload.get("photo_png_b64"):  # a chart (weekly summary): the text is the caption
+                message = await bot.send_photo(
+                    chat_id=row.chat_id, photo=base64.b64decode(payload["photo_png_b64"]),
+                    caption=(payload.get("text") or "")[:1024] or None,
+                    reply_markup=keyboard(payload.get("buttons")), rate_limit_args={"bulk": True},
+                )
+                message_id = message.message_id
             else:
                 message = await bot.send_message(
                     chat_id=row.chat_id, text=payload["text"], parse_mode=payload.get("parse_mode"),
                     reply_markup=keyboard(payload.get("buttons")), rate_limit_args={"bulk": True},
+                    reply_parameters=await self._reply_to(payload),
                 )
                 message_id = message.message_id
         except RetryAfter as exc:
@@ -136,6 +175,19 @@ class OutboxWorker:
             await self._retry(row, exc.__class__.__name__)
             return
         await self._mark_sent(row, message_id)
+
+    async def _sent_message_id(self, outbox_id: int | None) -> int | None:
+        """The Telegram message id an earlier outbox row produced (None when not sent)."""
+        if not outbox_id:
+            return None
+        async with self._sessions() as session:
+            return await session.scalar(select(Outbox.telegram_message_id).where(Outbox.id == int(outbox_id)))
+
+    async def _reply_to(self, payload: dict[str, Any]) -> ReplyParameters | None:
+        """Reply threading for relays: `reply_to` (a message id) or `reply_to_outbox` (an earlier row in the
+        same chat, delivered first because each chat's rows go in order); a deleted target is no error."""
+        target = payload.get("reply_to") or await self._sent_message_id(payload.get("reply_to_outbox"))
+        return ReplyParameters(message_id=int(target), allow_sending_without_reply=True) if target else None
 
     async def _mark_sent(self, row: Outbox, message_id: int | None) -> None:
         now = self._clock.now()
@@ -215,15 +267,19 @@ class OutboxWorker:
                 or_(Outbox.status == "pending", Outbox.status == "sending"))) or 0)
 
     async def run_forever(self, bot: Bot, poll_seconds: float) -> None:
-        while True:
-            try:
-                busy = await self.run_once(bot)
-            except Exception:
-                log.exception("outbox worker tick failed; retrying")
-                busy = 0
-            if not busy:
+        try:
+            while True:
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
-                except TimeoutError:
-                    pass
+                    busy = await self.run_once(bot, wait=False)
+                except Exception:
+                    log.exception("outbox worker tick failed; retrying")
+                    busy = 0
+                if not busy:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
+                    except TimeoutError:
+                        pass
+        finally:
+            for task in list(self._inflight.values()):
+                task.cancel()

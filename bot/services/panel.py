@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock
 from storage.models import Alert, PatientProfile, Reading, TeamMember, User
+from storage.reminder_models import ReminderPrefs
 
 SILENT_AFTER = timedelta(days=7)
 RANK_LABELS = ("open_alert", "overdue", "uncontrolled", "silent", "ok")
@@ -99,6 +100,7 @@ class PanelService:
             ids = [p.id for p in patients]
             alerts: dict[int, int] = {}
             last: dict[int, tuple[datetime, bool | None]] = {}
+            silent: dict[int, datetime] = {}
             for chunk in (ids[i:i + 1000] for i in range(0, len(ids), 1000)):
                 alerts.update(dict((await session.execute(
                     select(Alert.patient_id, func.count(Alert.id))
@@ -113,6 +115,10 @@ class PanelService:
                         latest, and_(Reading.patient_id == latest.c.patient_id, Reading.measured_at == latest.c.at)))
                 ).all():
                     last[pid] = (at, in_target)
+                # Reminders mark a patient silent after a second missed reading rhythm (issue 6).
+                silent.update(dict((await session.execute(select(ReminderPrefs.user_id, ReminderPrefs.silent_since)
+                                    .where(ReminderPrefs.user_id.in_(chunk),
+                                           ReminderPrefs.silent_since.is_not(None)))).all()))
         rows = []
         for p in patients:
             at, in_target = last.get(p.id, (None, None))
@@ -123,7 +129,7 @@ class PanelService:
                 rank = 1
             elif in_target is False:
                 rank = 2
-            elif at is None or now - at > SILENT_AFTER:
+            elif at is None or now - at > SILENT_AFTER or (p.id in silent and at < silent[p.id]):
                 rank = 3
             else:
                 rank = 4

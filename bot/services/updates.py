@@ -23,17 +23,21 @@ class UpdateLedgerService:
         async with self._sessions() as session:
             return (await session.scalar(select(UpdateLog.update_id).where(UpdateLog.update_id == update_id))) is not None
 
-    async def receive(self, updates: list[dict[str, Any]]) -> None:
-        """Keep raw updates until handled; must commit before Telegram learns we have them."""
+    async def receive(self, updates: list[dict[str, Any]]) -> set[int]:
+        """Keep raw updates until handled; must commit before Telegram learns we have them.
+
+        Returns the ids that are new: the caller enqueues only those, so a redelivery of an
+        update already handled (or already waiting in the inbox) is not handled twice."""
         if not updates:
-            return
+            return set()
         ids = [int(u["update_id"]) for u in updates]
         async with self._sessions.begin() as session:
             known = set(await session.scalars(select(UpdateInbox.update_id).where(UpdateInbox.update_id.in_(ids))))
             known |= set(await session.scalars(select(UpdateLog.update_id).where(UpdateLog.update_id.in_(ids))))
             now = self._clock.now()
-            session.add_all(UpdateInbox(update_id=int(u["update_id"]), payload=u, received_at=now)
-                            for u in updates if int(u["update_id"]) not in known)
+            fresh = [u for u in updates if int(u["update_id"]) not in known]
+            session.add_all(UpdateInbox(update_id=int(u["update_id"]), payload=u, received_at=now) for u in fresh)
+            return {int(u["update_id"]) for u in fresh}
 
     async def unhandled(self) -> list[dict[str, Any]]:
         """Updates received before a crash or restart and never handled, oldest first."""

@@ -58,7 +58,8 @@ async def poll_forever(application: Application, ledger: UpdateLedgerService,  #
         backoff = 0.5
         if not updates:
             continue
-        await ledger.receive([u.to_dict() for u in updates])
+        fresh = await ledger.receive([u.to_dict() for u in updates])
         for update in updates:
-            await application.update_queue.put(update)
+            if update.update_id in fresh:
+                await application.update_queue.put(update)
         offset = updates[-1].update_id + 1

@@ -2,9 +2,9 @@
 
 PTB starts a task per update in arrival order; we take a per-chat lock *before* the first
 await, so the FIFO lock keeps a chat's updates in order while other chats run concurrently.
-An update is marked processed only after it was handled: a crash in between means Telegram
-redelivers it and we handle it again, which is safe because recording is idempotent
-(readings are unique by source update). A redelivered update that was finished is skipped.
+An update is marked processed only after it was handled: a crash in between means it is replayed
+from the inbox and handled again, which is safe because recording is idempotent (readings are
+unique by source update). Intake skips updates already handled or already waiting.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ MAX_QUEUED_PER_CHAT = 20
 
 
 class UpdateLedger(Protocol):
-    async def seen(self, update_id: int) -> bool: ...
     async def mark(self, update_id: int) -> None: ...
 
 
@@ -72,7 +71,9 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
                 self._locks[key] = (lock, users - 1)
 
     async def _run_once(self, update_id: int | None, coroutine: Awaitable[Any]) -> None:
-        if update_id is not None and (update_id in self._recent or await self._ledger.seen(update_id)):
+        # Intake (bot.telegram.polling, the webhook) already enqueues only updates the database has
+        # not seen; this in-memory check catches the rest (a replay racing a redelivery).
+        if update_id is not None and update_id in self._recent:
             log.info("update %s was already processed; skipping the redelivery", update_id)
             coroutine.close()  # type: ignore[attr-defined]
             return

@@ -1,0 +1,183 @@
+"""Issue 4: free-text readings through the full app, on SQLite and PostgreSQL.
+
+Onboarded patients (created directly through the services, with their simulated user's Telegram
+id, so setup costs no chat round trips) type readings ("135/85", "血压150/95 心率72",
+"空腹血糖 6.8") to the real application through FakeTelegram. Reported, same run:
+
+* burst: P patients x K readings sent at once -> stored readings/s and p50/p99 from the message
+  to the "Saved" reply, beside the PTB-defaults echo bot on the same burst (the baseline);
+* offered load: R readings/s for D s (open loop) -> p99 message -> "Saved" (target < 200 ms at 200/s);
+* parser alone: `bot.clinical.parse_reading` over a realistic mix (target >= 50 000 msg/s), beside a
+  bare `re.search` over the same texts.
+
+    .venv/bin/python -m bench.readings [--patients P] [--per-patient K] [--rate R] [--seconds D]
+                                       [--db sqlite|postgres] [--full]   # --full: 200/s for 30 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import time
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bench.common import (
+    ReplyLog,
+    database,
+    database_kinds,
+    echo_burst,
+    emit,
+    latencies,
+    ms,
+    paced,
+    percentile,
+    quiet_logs,
+    run_burst,
+    settings_for,
+)
+from bot import clinical
+from bot.app import CareCircle, build
+from bot.sandbox import ChatEvent, FakeTelegram, SimUser
+from bot.services.users import Onboarding
+from storage.models import Reading
+
+BENCH = "readings"
+# What patients type (none urgent, none asking a follow-up question: one "Saved" reply each).
+TYPED = ["135/85", "血压150/95 心率72", "空腹血糖 6.8", "BP 128/82 pulse 70", "餐后血糖 8.9", "142/88"]
+# Parser mix: readings as typed in the wild, plus the chatter a free-text handler also sees.
+PARSER_MIX = [
+    "135/85", "血压150/95 心率72", "空腹血糖 6.8", "glucose 126 mg/dL", "BP 142/91 pulse 80", "饭后血糖 9.2",
+    "１３５／８５", "高压150低压95", "血糖7.2", "早上 128/80 心率 66", "fasting 6.1 mmol", "HI",
+    "thank you doctor", "今天天气很好", "ok", "我吃过药了",
+]
+
+
+def _saved(event: ChatEvent) -> bool:
+    return bool(event.message and event.message.text and "Saved" in event.message.text)
+
+
+async def onboarded_patients(care: CareCircle, tg: FakeTelegram, count: int, prefix: str = "pt",
+                             **profile: Any) -> list[SimUser]:
+    """Simulated users that already went through /start (done through the services directly)."""
+    users = care.services.users
+    sims = [tg.user(f"{prefix}{n}", language_code="en", started=True) for n in range(count)]
+
+    async def one(sim: SimUser) -> None:
+        user = await users.ensure(sim.id, sim.id, sim.first_name, "en")
+        await users.complete_onboarding(user.id, Onboarding("en", "Asia/Shanghai",
+                                                            frozenset({"hypertension", "diabetes"}), 1956))
+        if profile:
+            await users.update_profile(user.id, **profile)
+
+    for start in range(0, count, 20):  # a few at a time: the PostgreSQL pool has 20 connections
+        await asyncio.gather(*(one(sim) for sim in sims[start:start + 20]))
+    return sims
+
+
+async def stored_readings(care: CareCircle) -> int:
+    async with care.services.sessions() as session:
+        return int(await session.scalar(select(func.count(Reading.id))) or 0)
+
+
+async def offered_load(tg: FakeTelegram, sims: list[SimUser], rate: float, seconds: float,
+                       drain_timeout: float = 30.0) -> dict[str, Any]:
+    """Send `rate` readings/s for `seconds`, round robin over the patients; time each "Saved"."""
+    total = int(rate * seconds)
+    schedule = [(sims[k % len(sims)], TYPED[k % len(TYPED)]) for k in range(total)]
+    log = ReplyLog(match=_saved)
+    unsubscribe = tg.subscribe(log)
+    try:
+        start = time.perf_counter()
+        sent = await paced(schedule, rate)
+        send_seconds = time.perf_counter() - start
+        await log.wait_for(total, drain_timeout)
+    finally:
+        unsubscribe()
+    lat = latencies(sent, log)
+    return {"sent": total, "saved": log.count, "send_seconds": send_seconds,
+            "p50_ms": ms(percentile(lat, 50)), "p99_ms": ms(percentile(lat, 99)), "max_ms": ms(max(lat, default=0))}
+
+
+async def run_db(kind: str, patients: int, per_patient: int, rate: float, seconds: float,
+                 baseline_per_s: float) -> None:
+    async with FakeTelegram() as tg, database(kind) as url:
+        care = build(settings_for(tg, url))
+        await care.start(serve_http=False)
+        try:
+            sims = await onboarded_patients(care, tg, max(patients, int(rate * 2)))
+            before = await stored_readings(care)
+            burst = await run_burst(tg, sims[:patients], per_patient,
+                                    lambda n, i: TYPED[(n + i) % len(TYPED)], match=_saved)
+            stored = await stored_readings(care) - before
+            emit(BENCH, f"stored_readings_per_second[{kind}]", stored / burst.seconds, unit="readings/s",
+                 baseline=baseline_per_s, baseline_is="echo bot, PTB defaults, same burst (updates/s)",
+                 p50_ms=burst.p50_ms, p99_ms=burst.p99_ms, sent=burst.messages, stored=stored,
+                 saved_replies=burst.replies, seconds=burst.seconds)
+            tg.reset_rate_limits()
+            await asyncio.sleep(1.0)  # let the burst's per-chat buckets refill in the app's limiter too
+            # Patients not used by the burst first, so the offered load starts from fresh chats.
+            load = await offered_load(tg, sims[patients:] + sims[:patients], rate, seconds)
+            p99 = load["p99_ms"]
+            emit(BENCH, f"offered_load_p99_ms[{kind}]", p99, unit="ms",
+                 target="< 200 ms at 200 readings/s", ok=(p99 is not None and p99 < 200 and
+                                                          load["saved"] == load["sent"]) if rate >= 200 else None,
+                 rate=rate, seconds=seconds, **{k: v for k, v in load.items() if k != "p99_ms"})
+        finally:
+            await care.stop()
+
+
+def parser_bench(min_seconds: float = 1.0) -> None:
+    """parse_reading alone over the mix, beside a bare regex over the same texts."""
+    parse = clinical.parse_reading
+    for text in PARSER_MIX:  # warm caches (compiled patterns) before timing
+        parse(text)
+    loops = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < min_seconds:
+        for text in PARSER_MIX:
+            parse(text)
+        loops += 1
+    per_s = loops * len(PARSER_MIX) / (time.perf_counter() - start)
+    pattern = re.compile(r"(\d{2,3})\s*/\s*(\d{2,3})")
+    loops_b = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < min_seconds / 4:
+        for text in PARSER_MIX:
+            pattern.search(text)
+        loops_b += 1
+    base_per_s = loops_b * len(PARSER_MIX) / (time.perf_counter() - start)
+    emit(BENCH, "parser_messages_per_second", per_s, unit="messages/s", target=">= 50000",
+         ok=per_s >= 50_000, baseline=base_per_s, baseline_is="one re.search over the same texts",
+         mix=len(PARSER_MIX))
+
+
+async def run(args: argparse.Namespace) -> None:
+    baseline = await echo_burst(args.patients, args.per_patient, glue=False)
+    emit(BENCH, "echo_baseline_updates_per_second", baseline.per_second, unit="updates/s",
+         p50_ms=baseline.p50_ms, p99_ms=baseline.p99_ms, sent=baseline.messages)
+    for kind in await database_kinds(args.db):
+        await run_db(kind, args.patients, args.per_patient, args.rate, args.seconds, baseline.per_second)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.readings", description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=200, help="patients in the burst")
+    parser.add_argument("--per-patient", type=int, default=3, help="readings each sends at once in the burst")
+    parser.add_argument("--rate", type=float, default=100.0, help="offered load, readings/s")
+    parser.add_argument("--seconds", type=float, default=5.0, help="offered load duration")
+    parser.add_argument("--db", action="append", choices=["sqlite", "postgres"], help="default: both")
+    parser.add_argument("--parser-seconds", type=float, default=1.0)
+    parser.add_argument("--full", action="store_true", help="offered load 200/s for 30 s")
+    args = parser.parse_args(argv)
+    if args.full:
+        args.rate, args.seconds = 200.0, 30.0
+    quiet_logs()
+    parser_bench(args.parser_seconds)
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
