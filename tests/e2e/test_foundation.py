@@ -118,3 +118,38 @@ async def test_webhook_mode_with_secret_and_redelivery_processed_once(tg: FakeTe
             assert (await r.json())["ok"] is True
     finally:
         await care.stop()
+
+
+async def test_wrong_token_and_unreachable_database_give_one_readable_line(tg: FakeTelegram,
+                                                                           sqlite_url: str) -> None:
+    from bot.app import StartupError
+
+    wrong = build(app_settings(tg, sqlite_url, telegram_token="999999:" + "B" * 35))
+    with pytest.raises(StartupError) as info:
+        await wrong.start()
+    await wrong.stop()
+    assert "401" in str(info.value) and "\n" not in str(info.value) and "B" * 10 not in str(info.value)
+    nodb = build(app_settings(tg, "postgresql+asyncpg://nobody:secret@127.0.0.1:1/none"))
+    with pytest.raises(StartupError) as info:
+        await nodb.start()
+    await nodb.stop()
+    message = str(info.value)
+    assert message.startswith("cannot open the database") and "\n" not in message and "secret" not in message
+
+
+async def test_half_done_onboarding_survives_a_restart(tg: FakeTelegram, sqlite_url: str) -> None:
+    first = build(app_settings(tg, sqlite_url))
+    await first.start()
+    u = tg.user("Mary", language_code="en")
+    await u.send("/start")
+    await u.next_message()
+    await u.press("English")
+    await u.next_message()  # the consent question: the conversation waits in state CONSENT
+    await first.stop()  # persistence is flushed on a graceful stop; the process could also crash
+    second = build(app_settings(tg, sqlite_url))
+    await second.start()
+    try:
+        await u.press("I agree")
+        assert "Which condition" in (await u.next_message()).text
+    finally:
+        await second.stop()
