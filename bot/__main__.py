@@ -29,7 +29,7 @@ async def _wait_for_stop() -> None:
     await stop.wait()
 
 
-async def _run(settings: Settings) -> None:
+async def _run(settings: Settings, worker: str | None = None) -> None:
     from bot.app import build
 
     if settings.sandbox:
@@ -38,8 +38,13 @@ async def _run(settings: Settings) -> None:
         await run_sandbox(settings)
         return
     app = build(settings)
+    if worker is not None:  # one of `run --workers N` (bot.supervisor)
+        from bot.telegram.scaleout import ScaleOut, WorkerSlot
+
+        app.scale = ScaleOut(app, WorkerSlot.parse(worker))
     await app.start()
-    logging.getLogger("carecircle").info("CareCircle is running (%s)", "webhook" if settings.webhook else "polling")
+    logging.getLogger("carecircle").info("CareCircle is running (%s%s)", "webhook" if settings.webhook else "polling",
+                                         f", worker {worker}" if worker else "")
     try:
         await _wait_for_stop()
     finally:
@@ -114,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="carecircle", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run", help="start the bot (the sandbox when TELEGRAM_BOT_TOKEN is unset)")
+    run = sub.add_parser("run", help="start the bot (the sandbox when TELEGRAM_BOT_TOKEN is unset)")
+    run.add_argument("--workers", type=int, default=1,
+                     help="N processes on one port (webhook mode and PostgreSQL only)")
+    run.add_argument("--worker", help=argparse.SUPPRESS)  # "i/N", set by the supervisor for its children
     sub.add_parser("sandbox", help="start the local sandbox: fake Telegram + web chat")
     sub.add_parser("migrate", help="apply database migrations")
     admin = sub.add_parser("admin", help="administration")
@@ -141,8 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     from bot.app import StartupError
 
     try:
-        if args.command in (None, "run"):
-            asyncio.run(_run(settings))
+        if args.command == "run" and args.workers != 1:
+            from bot.supervisor import refusal, supervise
+
+            problem = refusal(settings, args.workers)
+            if problem:
+                print(f"cannot start: {problem}", file=sys.stderr)
+                return 2
+            asyncio.run(supervise(settings, args.workers, args.log_level))
+        elif args.command in (None, "run"):
+            asyncio.run(_run(settings, getattr(args, "worker", None)))
         elif args.command == "sandbox":
             asyncio.run(_run(settings.with_(telegram_token=None)))
         elif args.command == "migrate":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -23,7 +24,14 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+# pg_advisory_xact_lock key; bot.telegram.scaleout elects its leader with (72077, 2).
+MIGRATION_LOCK = (72077, 1)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
+    """Upgrade; on PostgreSQL under a transaction-scoped advisory lock, so N workers starting at
+    once (`carecircle run --workers N`) or `carecircle migrate` beside running processes apply
+    each migration exactly once: the others wait, then find nothing left to do."""
     cfg = alembic_config()
 
     def run(sync_connection) -> None:  # type: ignore[no-untyped-def]
@@ -31,6 +39,9 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"),
+                               {"a": MIGRATION_LOCK[0], "b": MIGRATION_LOCK[1]})
         await conn.run_sync(run)
 
 

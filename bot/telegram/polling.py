@@ -15,6 +15,7 @@ from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
+from bot.services.db import with_retry
 from bot.services.updates import UpdateLedgerService
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,14 @@ async def poll_forever(application: Application, ledger: UpdateLedgerService,  #
         backoff = 0.5
         if not updates:
             continue
-        fresh = await ledger.receive([u.to_dict() for u in updates])
+        try:  # "database is locked", a dropped PostgreSQL connection: store them or fetch them again
+            batch = [u.to_dict() for u in updates]
+            fresh = await with_retry(lambda: ledger.receive(batch))  # noqa: B023 - awaited right here
+        except Exception as exc:
+            log.warning("could not store received updates (%s); fetching them again", exc.__class__.__name__)
+            await asyncio.sleep(min(backoff, 30))
+            backoff *= 2
+            continue
         for update in updates:
             if update.update_id in fresh:
                 await application.update_queue.put(update)
