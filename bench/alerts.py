@@ -38,12 +38,15 @@ from bench.common import (
     echo_burst,
     emit,
     ms,
+    new_users,
     paced,
     percentile,
     quiet_logs,
     settings_for,
+    telegram,
 )
 from bench.readings import onboarded_patients
+from bench.remote import RemoteTelegram, alert_in
 from bot.app import CareCircle, build
 from bot.sandbox import ChatEvent, FakeTelegram, SimUser
 from bot.services.invites import parse_payload
@@ -56,12 +59,11 @@ WALL_MINUS_PERF = time.time() - time.perf_counter()  # stored UTC times -> the p
 ALERT_ID = re.compile(r"^al:ack:(\d+)$")
 
 
-async def make_doctors(care: CareCircle, tg: FakeTelegram, count: int) -> list[tuple[SimUser, int]]:
+async def make_doctors(care: CareCircle, tg: Any, count: int) -> list[tuple[Any, int]]:
     """Doctors who redeemed an admin invite, each in their own team; returns (sim, team_id)."""
     services = care.services
-    doctors: list[tuple[SimUser, int]] = []
-    for n in range(count):
-        sim = tg.user(f"Dr{n}", language_code="en", started=True)
+    doctors: list[tuple[Any, int]] = []
+    for n, sim in enumerate(await new_users(tg, "Dr", count)):
         user = await services.users.ensure(sim.id, sim.id, sim.first_name, "en")
         payload = await services.invites.create_doctor_invite(f"Dr {n}", f"Team {n}")
         kind, code = parse_payload(payload) or ("", "")
@@ -97,13 +99,14 @@ class FailureInjector:
             await asyncio.sleep(0.01)
 
 
-async def run_db(kind: str, rate: float, seconds: float, doctors: int, drain_timeout: float) -> dict[str, Any]:
+async def run_db(kind: str, rate: float, seconds: float, doctors: int, drain_timeout: float,
+                 split: bool = True) -> dict[str, Any]:
     total = int(rate * seconds)
     urgent_count = max(1, round(total * 0.05))
-    async with FakeTelegram() as tg, database(kind) as url:
+    async with telegram(split) as tg, database(kind) as url:
         care = build(settings_for(tg, url))
         await care.start(serve_http=False)
-        injector = FailureInjector(tg)
+        injector = FailureInjector(tg)  # in-process only; a RemoteTelegram injects in its child
         inject_task: asyncio.Task[None] | None = None
         try:
             docs = await make_doctors(care, tg, doctors)
@@ -119,7 +122,7 @@ async def run_db(kind: str, rate: float, seconds: float, doctors: int, drain_tim
                 await care.services.users.update_profile(user.id, team_id=team_id, doctor_id=doctor_user.id)
             urgent_sims = sims[routine:]
             every = total / urgent_count
-            schedule: list[tuple[SimUser, str]] = []
+            schedule: list[tuple[Any, str]] = []
             u = 0
             for k in range(total):
                 if u < urgent_count and k >= u * every + every / 2 - 1:
@@ -128,6 +131,16 @@ async def run_db(kind: str, rate: float, seconds: float, doctors: int, drain_tim
                 else:
                     schedule.append((sims[k % routine], ROUTINE[k % len(ROUTINE)]))
             urgent_sent: dict[int, float] = {}
+            if isinstance(tg, RemoteTelegram):
+                start = time.perf_counter()
+                got = await tg.paced([(sim.id, text) for sim, text in schedule], rate, alert_in(doctor_chats),
+                                     expect=urgent_count, drain_timeout=drain_timeout, inject_failures=True,
+                                     settle=0.5)
+                injector.injected_500, injector.injected_429 = got.injected_500, got.injected_429
+                urgent_sent = {user_id: at for user_id, text, at in got.sent if text == URGENT}
+                send_seconds = got.sent[-1][2] - start if got.sent else 0.0
+                return await _report(kind, care, injector, [(at, data) for at, _c, _t, data in got.events],
+                                     urgent_sent, urgent_count, rate, seconds, send_seconds, len(docs))
 
             def on_send(_k: int, sim: SimUser, text: str, at: float) -> None:
                 if text == URGENT:
@@ -149,7 +162,9 @@ async def run_db(kind: str, rate: float, seconds: float, doctors: int, drain_tim
             finally:
                 inject_task.cancel()
                 unsubscribe()
-            return await _report(kind, care, injector, delivered, urgent_sent, urgent_count, rate, seconds,
+            deliveries = [(at, [d for row in event.message.inline for _label, d in row])
+                          for at, event in delivered.events if event.message is not None]
+            return await _report(kind, care, injector, deliveries, urgent_sent, urgent_count, rate, seconds,
                                  send_seconds, len(docs))
         finally:
             if inject_task is not None and not inject_task.done():
@@ -157,20 +172,18 @@ async def run_db(kind: str, rate: float, seconds: float, doctors: int, drain_tim
             await care.stop()
 
 
-async def _report(kind: str, care: CareCircle, injector: FailureInjector, delivered: ReplyLog,
+async def _report(kind: str, care: CareCircle, injector: FailureInjector, deliveries: list[tuple[float, list[str]]],
                   urgent_sent: dict[int, float], urgent_count: int, rate: float, seconds: float,
                   send_seconds: float, doctors: int) -> dict[str, Any]:
     first_seen: dict[int, float] = {}
     copies: Counter[int] = Counter()
-    for at, event in delivered.events:
-        assert event.message is not None
-        for _row in event.message.inline:
-            for _label, data in _row:
-                match = ALERT_ID.match(data)
-                if match:
-                    alert_id = int(match.group(1))
-                    copies[alert_id] += 1
-                    first_seen.setdefault(alert_id, at)
+    for at, datas in deliveries:
+        for data in datas:
+            match = ALERT_ID.match(data)
+            if match:
+                alert_id = int(match.group(1))
+                copies[alert_id] += 1
+                first_seen.setdefault(alert_id, at)
     async with care.services.sessions() as session:
         alerts = await session.execute(select(Alert.id, User.telegram_id, Alert.created_at)
                                        .join(User, User.id == Alert.patient_id))
@@ -205,11 +218,13 @@ async def _report(kind: str, care: CareCircle, injector: FailureInjector, delive
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    baseline = await echo_burst(int(args.rate), 1, glue=False)
+    split = not args.in_process
+    baseline = await echo_burst(int(args.rate), 1, glue=False, split=split)
     emit(BENCH, "echo_baseline_reply_p99_ms", baseline.p99_ms, unit="ms", p50_ms=baseline.p50_ms,
-         baseline_is="echo bot, PTB defaults: R users send one message each at once")
+         baseline_is="echo bot, PTB defaults: R users send one message each at once",
+         telegram="child process" if split else "same process")
     doctors = args.doctors or max(1, math.ceil(args.rate * 0.05 / 0.5))
-    return [await run_db(kind, args.rate, args.seconds, doctors, args.drain_timeout)
+    return [await run_db(kind, args.rate, args.seconds, doctors, args.drain_timeout, split)
             for kind in await database_kinds(args.db)]
 
 
@@ -221,6 +236,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--db", action="append", choices=["sqlite", "postgres"], help="default: both")
     parser.add_argument("--drain-timeout", type=float, default=60.0, help="wait this long for late alerts")
     parser.add_argument("--full", action="store_true", help="500 readings/s for 30 s")
+    parser.add_argument("--in-process", action="store_true",
+                        help="FakeTelegram and the users in this process (default: a child process)")
     args = parser.parse_args(argv)
     if args.full:
         args.rate, args.seconds = 500.0, 30.0

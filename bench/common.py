@@ -124,14 +124,38 @@ class ReplyLog:
             self._waiters.remove((total, waiter))
 
 
-def latencies(sent: dict[int, list[float]], replies: ReplyLog) -> list[float]:
+def latencies(sent: dict[int, list[float]], replies: ReplyLog | dict[int, list[float]]) -> list[float]:
     """Pair the k-th message a chat sent with the k-th matching reply in that chat (every bot
     under test processes one chat in order), in seconds."""
+    times = replies.times if isinstance(replies, ReplyLog) else replies
     result: list[float] = []
     for chat_id, sent_times in sent.items():
-        for t_sent, t_reply in zip(sent_times, replies.times.get(chat_id, []), strict=False):
+        for t_sent, t_reply in zip(sent_times, times.get(chat_id, []), strict=False):
             result.append(t_reply - t_sent)
     return result
+
+
+async def new_users(tg: Any, prefix: str, count: int, *, started: bool = True) -> list[Any]:
+    """Simulated users on an in-process FakeTelegram or a RemoteTelegram (bench.remote)."""
+    from bench.remote import RemoteTelegram
+
+    if isinstance(tg, RemoteTelegram):
+        return await tg.users(prefix, count, started=started)
+    return [tg.user(f"{prefix}{n}", language_code="en", started=started) for n in range(count)]
+
+
+@asynccontextmanager
+async def telegram(split: bool) -> AsyncIterator[Any]:
+    """The fake Bot API: in a child process (split, the default: the bot gets its own core, as
+    in a deployment) or in this process (`--in-process`, the original set-up)."""
+    if split:
+        from bench.remote import RemoteTelegram
+
+        async with RemoteTelegram() as remote:
+            yield remote
+    else:
+        async with FakeTelegram() as fake:
+            yield fake
 
 
 async def burst(users: list[SimUser], texts: Callable[[int, int], str], per_user: int) -> dict[int, list[float]]:
@@ -185,7 +209,7 @@ async def _echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await message.reply_text(message.text)
 
 
-def echo_app(tg: FakeTelegram, *, glue: bool) -> Application:  # type: ignore[type-arg]
+def echo_app(tg: Any, *, glue: bool) -> Application:  # type: ignore[type-arg]
     """The minimal echo bot.
 
     glue=False: PTB DEFAULTS — HTTPXRequest, no rate limiter, updates processed one at a time.
@@ -254,8 +278,19 @@ async def run_burst(tg: FakeTelegram, users: list[SimUser], per_user: int, texts
     return BurstResult(total, log.count, end - start, latencies(sent, log))
 
 
-async def echo_burst(users: int, per_user: int, *, glue: bool, prefix: str = "echo") -> BurstResult:
+async def echo_burst(users: int, per_user: int, *, glue: bool, prefix: str = "echo",
+                     split: bool = False) -> BurstResult:
     """A fresh FakeTelegram + echo bot; `users` x `per_user` messages; the baseline figure."""
+    if split:
+        from bench.remote import ANY
+
+        async with telegram(True) as remote:
+            sims = await remote.users(prefix, users, started=False)
+            async with polling(echo_app(remote, glue=glue)):
+                await asyncio.sleep(0.05)
+                got = await remote.burst(sims, [[f"hello {n} {i}" for i in range(per_user)] for n in range(users)],
+                                         ANY)
+                return BurstResult(**got)
     async with FakeTelegram() as tg:
         sims = [tg.user(f"{prefix}{n}", language_code="en") for n in range(users)]
         async with polling(echo_app(tg, glue=glue)):

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.common import (
+    BurstResult,
     ReplyLog,
     database,
     database_kinds,
@@ -32,15 +33,18 @@ from bench.common import (
     emit,
     latencies,
     ms,
+    new_users,
     paced,
     percentile,
     quiet_logs,
     run_burst,
     settings_for,
+    telegram,
 )
+from bench.remote import SAVED, RemoteTelegram
 from bot import clinical
 from bot.app import CareCircle, build
-from bot.sandbox import ChatEvent, FakeTelegram, SimUser
+from bot.sandbox import ChatEvent
 from bot.services.users import Onboarding
 from storage.models import Reading
 
@@ -59,13 +63,13 @@ def _saved(event: ChatEvent) -> bool:
     return bool(event.message and event.message.text and "Saved" in event.message.text)
 
 
-async def onboarded_patients(care: CareCircle, tg: FakeTelegram, count: int, prefix: str = "pt",
-                             **profile: Any) -> list[SimUser]:
+async def onboarded_patients(care: CareCircle, tg: Any, count: int, prefix: str = "pt",
+                             **profile: Any) -> list[Any]:
     """Simulated users that already went through /start (done through the services directly)."""
     users = care.services.users
-    sims = [tg.user(f"{prefix}{n}", language_code="en", started=True) for n in range(count)]
+    sims = await new_users(tg, prefix, count)
 
-    async def one(sim: SimUser) -> None:
+    async def one(sim: Any) -> None:
         user = await users.ensure(sim.id, sim.id, sim.first_name, "en")
         await users.complete_onboarding(user.id, Onboarding("en", "Asia/Shanghai",
                                                             frozenset({"hypertension", "diabetes"}), 1956))
@@ -82,11 +86,19 @@ async def stored_readings(care: CareCircle) -> int:
         return int(await session.scalar(select(func.count(Reading.id))) or 0)
 
 
-async def offered_load(tg: FakeTelegram, sims: list[SimUser], rate: float, seconds: float,
+async def offered_load(tg: Any, sims: list[Any], rate: float, seconds: float,
                        drain_timeout: float = 30.0) -> dict[str, Any]:
     """Send `rate` readings/s for `seconds`, round robin over the patients; time each "Saved"."""
     total = int(rate * seconds)
     schedule = [(sims[k % len(sims)], TYPED[k % len(TYPED)]) for k in range(total)]
+    if isinstance(tg, RemoteTelegram):
+        start = time.perf_counter()
+        got = await tg.paced([(sim.id, text) for sim, text in schedule], rate, SAVED, expect=total,
+                             drain_timeout=drain_timeout)
+        lat = latencies(got.sent_by_chat(), got.replies_by_chat())
+        return {"sent": total, "saved": len(got.events), "send_seconds": got.sent[-1][2] - start if got.sent else 0.0,
+                "p50_ms": ms(percentile(lat, 50)), "p99_ms": ms(percentile(lat, 99)),
+                "max_ms": ms(max(lat, default=0))}
     log = ReplyLog(match=_saved)
     unsubscribe = tg.subscribe(log)
     try:
@@ -101,22 +113,33 @@ async def offered_load(tg: FakeTelegram, sims: list[SimUser], rate: float, secon
             "p50_ms": ms(percentile(lat, 50)), "p99_ms": ms(percentile(lat, 99)), "max_ms": ms(max(lat, default=0))}
 
 
+async def burst_readings(tg: Any, sims: list[Any], per_patient: int) -> BurstResult:
+    """Every patient sends `per_patient` readings at once; one "Saved" each is awaited."""
+    if isinstance(tg, RemoteTelegram):
+        texts = [[TYPED[(n + i) % len(TYPED)] for i in range(per_patient)] for n in range(len(sims))]
+        return BurstResult(**await tg.burst(sims, texts, SAVED))
+    return await run_burst(tg, sims, per_patient, lambda n, i: TYPED[(n + i) % len(TYPED)], match=_saved)
+
+
 async def run_db(kind: str, patients: int, per_patient: int, rate: float, seconds: float,
-                 baseline_per_s: float) -> None:
-    async with FakeTelegram() as tg, database(kind) as url:
+                 baseline_per_s: float, split: bool = True) -> None:
+    async with telegram(split) as tg, database(kind) as url:
         care = build(settings_for(tg, url))
         await care.start(serve_http=False)
         try:
             sims = await onboarded_patients(care, tg, max(patients, int(rate * 2)))
             before = await stored_readings(care)
-            burst = await run_burst(tg, sims[:patients], per_patient,
-                                    lambda n, i: TYPED[(n + i) % len(TYPED)], match=_saved)
+            burst = await burst_readings(tg, sims[:patients], per_patient)
             stored = await stored_readings(care) - before
             emit(BENCH, f"stored_readings_per_second[{kind}]", stored / burst.seconds, unit="readings/s",
                  baseline=baseline_per_s, baseline_is="echo bot, PTB defaults, same burst (updates/s)",
+                 telegram="child process" if split else "same process",
                  p50_ms=burst.p50_ms, p99_ms=burst.p99_ms, sent=burst.messages, stored=stored,
                  saved_replies=burst.replies, seconds=burst.seconds)
-            tg.reset_rate_limits()
+            if isinstance(tg, RemoteTelegram):
+                await tg.reset_rate_limits()
+            else:
+                tg.reset_rate_limits()
             await asyncio.sleep(1.0)  # let the burst's per-chat buckets refill in the app's limiter too
             # Patients not used by the burst first, so the offered load starts from fresh chats.
             load = await offered_load(tg, sims[patients:] + sims[:patients], rate, seconds)
@@ -155,11 +178,13 @@ def parser_bench(min_seconds: float = 1.0) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    baseline = await echo_burst(args.patients, args.per_patient, glue=False)
+    split = not args.in_process
+    baseline = await echo_burst(args.patients, args.per_patient, glue=False, split=split)
     emit(BENCH, "echo_baseline_updates_per_second", baseline.per_second, unit="updates/s",
-         p50_ms=baseline.p50_ms, p99_ms=baseline.p99_ms, sent=baseline.messages)
+         p50_ms=baseline.p50_ms, p99_ms=baseline.p99_ms, sent=baseline.messages,
+         telegram="child process" if split else "same process")
     for kind in await database_kinds(args.db):
-        await run_db(kind, args.patients, args.per_patient, args.rate, args.seconds, baseline.per_second)
+        await run_db(kind, args.patients, args.per_patient, args.rate, args.seconds, baseline.per_second, split)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -171,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", action="append", choices=["sqlite", "postgres"], help="default: both")
     parser.add_argument("--parser-seconds", type=float, default=1.0)
     parser.add_argument("--full", action="store_true", help="offered load 200/s for 30 s")
+    parser.add_argument("--in-process", action="store_true",
+                        help="FakeTelegram and the users in this process (default: a child process)")
     args = parser.parse_args(argv)
     if args.full:
         args.rate, args.seconds = 200.0, 30.0

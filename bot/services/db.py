@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,3 +29,15 @@ async def with_retry(operation: Callable[[], Awaitable[T]], attempts: int = 5) -
             await asyncio.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
+
+
+def insert_for(session: AsyncSession, model: Any) -> Any:
+    """A dialect INSERT (SQLite or PostgreSQL) so hot paths can use ON CONFLICT DO NOTHING
+    and RETURNING: one round trip instead of "SELECT, then INSERT"."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model)

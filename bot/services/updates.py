@@ -1,16 +1,23 @@
 """The update ledger: updates received but not yet handled (the inbox) and update_ids already
-handled (idempotency across redelivery)."""
+handled (idempotency across redelivery).
+
+Both writes are on every update's path, so both are batched: `receive` stores a whole
+getUpdates batch in one INSERT .. ON CONFLICT DO NOTHING, and `mark` is a group commit (marks
+that arrive while one commit runs share the next), so a burst of N updates costs a handful of
+transactions instead of N. `mark` still returns only once its row is durable.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock
+from bot.services.db import insert_for, with_retry
 from storage.models import UpdateInbox, UpdateLog
 
 
@@ -18,6 +25,8 @@ class UpdateLedgerService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock):
         self._sessions = sessions
         self._clock = clock
+        self._waiting: set[int] = set()  # marks not yet committed
+        self._commit = asyncio.Lock()
 
     async def seen(self, update_id: int) -> bool:
         async with self._sessions() as session:
@@ -32,12 +41,18 @@ class UpdateLedgerService:
             return set()
         ids = [int(u["update_id"]) for u in updates]
         async with self._sessions.begin() as session:
-            known = set(await session.scalars(select(UpdateInbox.update_id).where(UpdateInbox.update_id.in_(ids))))
-            known |= set(await session.scalars(select(UpdateLog.update_id).where(UpdateLog.update_id.in_(ids))))
+            done = set(await session.scalars(select(UpdateLog.update_id).where(UpdateLog.update_id.in_(ids))))
             now = self._clock.now()
-            fresh = [u for u in updates if int(u["update_id"]) not in known]
-            session.add_all(UpdateInbox(update_id=int(u["update_id"]), payload=u, received_at=now) for u in fresh)
-            return {int(u["update_id"]) for u in fresh}
+            rows = {int(u["update_id"]): u for u in updates if int(u["update_id"]) not in done}
+            if not rows:
+                return set()
+            inserted = await session.scalars(
+                insert_for(session, UpdateInbox)
+                .values([{"update_id": i, "payload": u, "received_at": now} for i, u in rows.items()])
+                .on_conflict_do_nothing(index_elements=["update_id"])  # already waiting in the inbox
+                .returning(UpdateInbox.update_id)
+            )
+            return set(inserted)
 
     async def unhandled(self) -> list[dict[str, Any]]:
         """Updates received before a crash or restart and never handled, oldest first."""
@@ -46,12 +61,32 @@ class UpdateLedgerService:
             return [row.payload for row in rows]
 
     async def mark(self, update_id: int) -> None:
-        try:
-            async with self._sessions.begin() as session:
-                await session.execute(delete(UpdateInbox).where(UpdateInbox.update_id == update_id))
-                session.add(UpdateLog(update_id=update_id, processed_at=self._clock.now()))
-        except IntegrityError:
-            pass  # another worker finished the same redelivered update first
+        """Record the update as handled (inbox row out, ledger row in); returns once committed.
+
+        Group commit without a background task: marks queue on one lock; whoever holds it
+        commits every id waiting at that moment, so the marks that arrived during one commit
+        share the next, and those callers find theirs done and return. The work stays in the
+        callers' own tasks (cancelled and awaited with them at shutdown, as before)."""
+        self._waiting.add(update_id)
+        async with self._commit:
+            if update_id not in self._waiting:
+                return  # committed with an earlier caller's batch
+            batch = sorted(self._waiting)
+            self._waiting.clear()
+            try:
+                await with_retry(lambda: self._mark_many(batch))
+            except BaseException:
+                self._waiting.update(batch)  # the callers still waiting commit them in their turn
+                raise
+
+    async def _mark_many(self, ids: list[int]) -> None:
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            await session.execute(delete(UpdateInbox).where(UpdateInbox.update_id.in_(ids)))
+            await session.execute(
+                insert_for(session, UpdateLog).values([{"update_id": i, "processed_at": now} for i in ids])
+                .on_conflict_do_nothing(index_elements=["update_id"])  # a redelivery finished first
+            )
 
     async def prune(self, keep: timedelta = timedelta(hours=48)) -> int:
         """Telegram keeps undelivered updates 24 h, so two days of ledger is enough."""
