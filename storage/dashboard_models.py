@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Alert, Base, BigIntPK, MedicationLog, utcnow
+from storage.models import Alert, Base, BigIntPK, MedicationLog, Reading, utcnow
 
 
 class DashboardLogin(Base):
@@ -31,6 +31,17 @@ class DashboardSecret(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class DashboardRevocation(Base):
+    """A logged-out session: its cookie still carries a valid signature until it expires, so logout
+    records the session's nonce here and every request checks it (one primary-key lookup)."""
+
+    __tablename__ = "dashboard_revocations"
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    doctor_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)  # the cookie's own expiry: purge after
+    revoked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class AuditLog(Base):
     """Who saw what, when: every dashboard page, patient view, action and export."""
 
@@ -50,3 +61,5 @@ class AuditLog(Base):
 # the 0003_dashboard migration agree): adherence per patient and period, open alerts by age.
 Index("ix_medlog_patient_time", MedicationLog.patient_id, MedicationLog.logged_at)
 Index("ix_alerts_status_created", Alert.status, Alert.created_at)
+# Each patient's latest reading of one kind in a window (indicators, issue 8; migration 0005_panel_perf).
+Index("ix_readings_patient_kind_time", Reading.patient_id, Reading.kind, Reading.measured_at, Reading.id)

@@ -6,18 +6,20 @@ bot.clinical.indicators. The same facts feed the team figure, the per-doctor tab
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, func, inspect, or_, select, text
+from sqlalchemy import Select, and_, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot.clinical import indicators as ind
 from bot.services.clock import Clock
 from bot.services.readings import age_of, targets_for
-from storage.models import FollowUp, MedicationLog, PatientProfile, Reading, TeamMember, User
+from storage.models import FollowUp, MedicationLog, PatientProfile, Reading, TeamMember, User, UTCDateTime
+from storage.tips_models import QuizAttempt
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,29 @@ class Scope:
         if self.only_doctor is not None:
             query = query.where(PatientProfile.doctor_id == self.only_doctor)
         return query
+
+
+@dataclass(frozen=True)
+class _Profile:
+    """The profile columns the indicators read, as plain values: a 2 000-patient panel loads no ORM
+    objects. Field names are PatientProfile's, so `targets_for` reads it like one."""
+
+    conditions: str
+    birth_year: int | None
+    risk: str
+    doctor_id: int | None
+    linked_at: datetime | None
+    target_sys: int | None
+    target_dia: int | None
+    target_fasting_low: float | None
+    target_fasting_high: float | None
+    target_postmeal_high: float | None
+    next_followup_due: date | None
+    last_contact_at: datetime | None
+
+    @property
+    def condition_set(self) -> frozenset[str]:
+        return frozenset(c for c in self.conditions.split(",") if c)
 
 
 def day_start(day: date, tz: str) -> datetime:
@@ -80,9 +105,9 @@ class IndicatorService:
         now = self._clock.now()
         ids = scope.patient_ids()
         async with self._sessions() as session:
-            patients = (await session.execute(
-                select(User.id, User.created_at, PatientProfile).join(PatientProfile, PatientProfile.user_id == User.id)
-                .where(User.id.in_(ids)))).all()
+            patients = [(row.id, row.created_at, _Profile(*row[2:])) for row in (await session.execute(
+                select(User.id, User.created_at, *(getattr(PatientProfile, f.name) for f in fields(_Profile)))
+                .join(PatientProfile, PatientProfile.user_id == User.id).where(User.id.in_(ids)))).all()]
             followups: dict[int, list[date]] = {}
             for pid, day in (await session.execute(
                     select(FollowUp.patient_id, FollowUp.visit_date).where(
@@ -101,14 +126,17 @@ class IndicatorService:
                            MedicationLog.logged_at < end_at, MedicationLog.status.in_(("taken", "missed")))
                     .group_by(MedicationLog.patient_id, MedicationLog.status))).all():
                 doses.setdefault(pid, {})[status] = int(n)
+            # One index seek per patient (max over the (patient_id, measured_at) index), not a scan.
+            who = aliased(PatientProfile)
+            latest = (select(func.max(Reading.measured_at)).where(Reading.patient_id == who.user_id,
+                                                                  Reading.measured_at < end_at).scalar_subquery())
             last_reading = dict((await session.execute(
-                select(Reading.patient_id, func.max(Reading.measured_at)).where(
-                    Reading.patient_id.in_(ids), Reading.measured_at < end_at).group_by(Reading.patient_id))).all())
+                select(who.user_id, type_coerce(latest, UTCDateTime)).where(who.user_id.in_(ids)))).all())
             knowledge = await self._knowledge(session, ids)
         out = []
         for pid, created_at, profile in patients:
             registered = (profile.linked_at or created_at).astimezone(ZoneInfo(tz)).date()
-            targets = targets_for(profile, age_of(profile, now))
+            targets = targets_for(cast(PatientProfile, profile), age_of(cast(PatientProfile, profile), now))
             contacts = [x for x in (profile.last_contact_at, _aware(last_reading.get(pid))) if x is not None]
             dose = doses.get(pid, {})
             out.append(ind.PatientFacts(
@@ -124,53 +152,37 @@ class IndicatorService:
 
     async def _last_in_window(self, session: AsyncSession, ids: Any, start: datetime, end: datetime,
                               kind: Any, *columns: Any) -> list[Any]:
-        """(patient_id, *columns) of each patient's latest matching reading in [start, end)."""
-        latest = (select(Reading.patient_id, func.max(Reading.measured_at).label("at"))
-                  .where(Reading.patient_id.in_(ids), kind, Reading.measured_at >= start, Reading.measured_at < end)
-                  .group_by(Reading.patient_id).subquery())
-        rows = (await session.execute(
-            select(Reading.patient_id, Reading.id, *columns)
-            .join(latest, and_(Reading.patient_id == latest.c.patient_id, Reading.measured_at == latest.c.at))
-            .where(kind).order_by(Reading.patient_id, Reading.id))).all()
-        by_patient = {row[0]: (row[0], *row[2:]) for row in rows}  # two at the same instant: the later id wins
-        return list(by_patient.values())
+        """(patient_id, *columns) of each patient's latest matching reading in [start, end).
+
+        A correlated "ORDER BY measured_at DESC, id DESC LIMIT 1" per patient walks the
+        (patient_id, kind, measured_at, id) index backwards from `end` and stops at the first match,
+        instead of grouping every reading of the window (two at the same instant: the later id wins)."""
+        who = aliased(PatientProfile)  # the outer row; `ids` selects from patient_profiles itself
+        pick = (select(Reading.id).where(Reading.patient_id == who.user_id, kind,
+                                         Reading.measured_at >= start, Reading.measured_at < end)
+                .order_by(Reading.measured_at.desc(), Reading.id.desc()).limit(1).correlate(who).scalar_subquery())
+        chosen = [rid for rid in await session.scalars(select(pick).where(who.user_id.in_(ids))) if rid is not None]
+        rows: list[Any] = []
+        for i in range(0, len(chosen), 1000):  # by primary key: never a scan of the readings table
+            rows += (await session.execute(
+                select(Reading.patient_id, *columns).where(Reading.id.in_(chosen[i:i + 1000])))).all()
+        return [tuple(row) for row in rows]
 
     async def _knowledge(self, session: AsyncSession, ids: Any) -> dict[int, float]:
-        """Latest quiz score (0..1) per patient from `quiz_results`, when another feature created it.
-
-        The table belongs to the education feature; we only read it, guessing its column names
-        defensively, and show "not available" when it is missing or unreadable."""
-        try:
-            conn = await session.connection()
-            columns = await conn.run_sync(
-                lambda c: {col["name"] for col in inspect(c).get_columns("quiz_results")}
-                if inspect(c).has_table("quiz_results") else set())
-            if not columns:
-                return {}
-            who = next((c for c in ("user_id", "patient_id") if c in columns), None)
-            when = next((c for c in ("taken_at", "finished_at", "created_at", "id") if c in columns), None)
-            if who is None or when is None or not {"correct", "total"} <= columns:
-                return {}
-            quiz = "quiz_id" if "quiz_id" in columns else "''"
-            # Latest attempt per quiz (ordered by time, later rows overwrite), then pooled:
-            # score = correct answers / questions over each quiz's latest attempt.
-            rows = (await session.execute(text(
-                f"SELECT {who}, {quiz}, correct, total FROM quiz_results "
-                f"WHERE {who} IN (SELECT user_id FROM patient_profiles) ORDER BY {when}, id"))).all()
-            allowed = set(await session.scalars(ids))
-            latest: dict[tuple[int, str], tuple[int, int]] = {}
-            for pid, quiz_id, correct, total in rows:
-                if pid in allowed and total:
-                    latest[(pid, quiz_id)] = (int(correct or 0), int(total))
-            sums: dict[int, list[int]] = {}
-            for (pid, _quiz), (correct, total) in latest.items():
-                acc = sums.setdefault(pid, [0, 0])
-                acc[0] += correct
-                acc[1] += total
-            return {pid: c / n for pid, (c, n) in sums.items() if n}
-        except Exception:
-            log.warning("quiz_results unreadable; knowledge rate not shown", exc_info=True)
-            return {}
+        """Latest quiz score (0..1) per patient, pooled over each quiz's latest attempt
+        (score = correct answers / questions), from the education feature's `quiz_results`."""
+        latest: dict[tuple[int, str], tuple[int, int]] = {}
+        for pid, quiz_id, correct, total in (await session.execute(
+                select(QuizAttempt.user_id, QuizAttempt.quiz_id, QuizAttempt.correct, QuizAttempt.total)
+                .where(QuizAttempt.user_id.in_(ids)).order_by(QuizAttempt.taken_at, QuizAttempt.id))).all():
+            if total:  # ordered by time: a later attempt overwrites an earlier one
+                latest[(pid, quiz_id)] = (int(correct or 0), int(total))
+        sums: dict[int, list[int]] = {}
+        for (pid, _quiz), (correct, total) in latest.items():
+            acc = sums.setdefault(pid, [0, 0])
+            acc[0] += correct
+            acc[1] += total
+        return {pid: c / n for pid, (c, n) in sums.items() if n}
 
     async def compute(self, scope: Scope, start: date, end: date, tz: str = "Asia/Shanghai") -> ind.IndicatorSet:
         today = self._clock.now().astimezone(ZoneInfo(tz)).date()

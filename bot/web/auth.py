@@ -2,8 +2,9 @@
 
 Why a link from the bot instead of passwords: doctors already proved who they are to Telegram and to
 the admin invite; a link that works once, for 10 minutes, adds nothing to remember. Only the SHA-256
-of the token is stored. The session is a signed cookie (HMAC-SHA256 with a per-install secret), so no
-session table is read on each request; the CSRF token is derived from the session's nonce.
+of the token is stored. The session is a signed cookie (HMAC-SHA256 with a per-install secret); the
+CSRF token is derived from the session's nonce. Logout records that nonce in `dashboard_revocations`
+and every request checks it (one primary-key lookup), so a copied cookie is useless after logout.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock
-from storage.dashboard_models import DashboardLogin, DashboardSecret
+from storage.dashboard_models import DashboardLogin, DashboardRevocation, DashboardSecret
 from storage.models import User
 
 LOGIN_VALID = timedelta(minutes=10)
@@ -109,7 +110,25 @@ class DashboardAuth:
         doctor, expires, nonce = payload.split(".")
         if not doctor.isdigit() or not expires.isdigit() or int(expires) <= self._clock.now().timestamp():
             return None
+        async with self._sessions() as session:
+            if await session.get(DashboardRevocation, nonce) is not None:
+                return None  # logged out
         return DashboardSession(int(doctor), int(expires), nonce)
+
+    async def revoke(self, dashboard_session: DashboardSession) -> None:
+        """Logout: this session's cookie stops working now, on every server sharing the database.
+
+        Rows are only needed until the cookie would have expired anyway; older ones are purged here."""
+        now = self._clock.now()
+        try:
+            async with self._sessions.begin() as session:
+                await session.execute(delete(DashboardRevocation).where(DashboardRevocation.expires_at <= now))
+                if await session.get(DashboardRevocation, dashboard_session.nonce) is None:
+                    session.add(DashboardRevocation(
+                        nonce=dashboard_session.nonce, doctor_id=dashboard_session.doctor_id,
+                        expires_at=self.expires_at(dashboard_session), revoked_at=now))
+        except IntegrityError:
+            pass  # a simultaneous logout of the same session recorded it first
 
     async def csrf_token(self, session: DashboardSession) -> str:
         return (await self._sign(f"csrf.{session.doctor_id}.{session.nonce}"))[:32]
