@@ -49,6 +49,7 @@ REMIND_DAY_BEFORE = timedelta(days=1)
 REMIND_SOON = timedelta(minutes=15)
 LESSON_SET = {"hypertension": "low-salt", "diabetes": "diabetes-diet", "mixed": "low-salt"}
 CHALLENGE_KINDS = ("measure_bp", "walk", "no_pickles")
+GROUP_CODE_TTL = timedelta(days=1)
 
 
 def _(msgid: str) -> str:
@@ -210,11 +211,16 @@ class CircleService:
         return len(rows)
 
     async def _system(self, session: AsyncSession, circle: Circle, text_for: Any, *, kind: str = "system",
-                      buttons_for: Any = None) -> int:
-        """A bot message to every member, each in their own language."""
+                      buttons_for: Any = None, group: Any = None) -> int:
+        """A bot message to every member, each in their own language. `group` (True, or its own
+        `text_for`) also posts it, without buttons, to the circle's linked Telegram group."""
         message = CircleMessage(circle_id=circle.id, sender_id=None, kind=kind, created_at=self._clock.now())
         session.add(message)
         await session.flush()
+        if group and circle.group_chat_id:
+            text = (text_for if group is True else group)(translator(circle.language))
+            session.add(Outbox(kind="notice", recipient_id=None, chat_id=circle.group_chat_id, payload={"text": text},
+                               dedupe_key=f"grg:{message.id}", next_attempt_at=self._clock.now()))
 
         def build(t: Translator, member: CircleMember) -> list[dict[str, Any]]:
             payload: dict[str, Any] = {"text": text_for(t)}
@@ -676,12 +682,13 @@ class CircleService:
                 row.reminded = "day,soon"
                 return await self._system(session, circle, lambda t: "⏰ " + t(
                     "The circle meets in 15 minutes ({time}). Topic: {title}.", time=f"{local:%H:%M}",
-                    title=lesson.title_for(t.language)))
+                    title=lesson.title_for(t.language)), group=True)
             if now >= row.starts_at - REMIND_DAY_BEFORE and not row.reminded:
                 row.reminded = "day"
                 return await self._system(session, circle, lambda t: "📅 " + t(
                     "Reminder: the circle meets tomorrow at {time} for {minutes} minutes. Topic: {title}.",
-                    time=f"{local:%H:%M}", minutes=circle.session_minutes, title=lesson.title_for(t.language)))
+                    time=f"{local:%H:%M}", minutes=circle.session_minutes, title=lesson.title_for(t.language)),
+                    group=True)
         elif row.status == "open" and now >= row.ends_at:
             return await self._close(session, circle, row, now)
         return 0
@@ -704,7 +711,7 @@ class CircleService:
                 rows[0].append([t("📝 Short quiz"), f"qz:start:{quiz_id}"])
             return rows
 
-        return await self._system(session, circle, text, kind="session", buttons_for=buttons)
+        return await self._system(session, circle, text, kind="session", buttons_for=buttons, group=True)
 
     async def next_topic(self, actor_id: int) -> Outcome:
         async with self._sessions.begin() as session:
@@ -747,8 +754,12 @@ class CircleService:
         messages = await session.scalar(select(func.count(CircleMessage.id)).where(
             CircleMessage.circle_id == circle.id, CircleMessage.sender_id.is_not(None),
             CircleMessage.created_at >= row.starts_at, CircleMessage.created_at <= now)) or 0
+        # The linked group (real names there) gets counts only: no alias is tied to a face.
         queued = await self._system(session, circle, lambda t: "🔴 " + t(
-            "The circle session has ended. Thank you for taking part!"))
+            "The circle session has ended. Thank you for taking part!"), group=lambda t: "🔴 " + t(
+            "The circle session has ended. Thank you for taking part!") + "\n" + t(
+            "{present} of {total} members took part; {messages} messages.", present=len(present), total=total,
+            messages=messages))
         lesson = self.catalog.lesson(row.lesson_id)
         for uid in {circle.leader_id, circle.adviser_id} - {None}:
             mod = await session.get(User, uid)
@@ -844,7 +855,9 @@ class CircleService:
             label = CHALLENGE_LABELS[kind]
             await self._system(session, circle, lambda t: "🏁 " + t("This week's challenge: {goal}. Tap the button "
                                                                    "each day you did it.", goal=t(label)),
-                               buttons_for=lambda t: [[[t("✅ Done today"), f"gr:ck:{challenge.id}"]]])
+                               buttons_for=lambda t: [[[t("✅ Done today"), f"gr:ck:{challenge.id}"]]],
+                               group=lambda t: "🏁 " + t("This week's challenge: {goal}. Check in each day with the "
+                                                        "button in your private chat with the bot.", goal=t(label)))
             return Outcome(True, extra={"challenge_id": challenge.id})
 
     async def checkin(self, user_id: int, challenge_id: int) -> Outcome:
@@ -884,6 +897,55 @@ class CircleService:
                 .group_by(CircleMember.alias).order_by(func.count(CircleCheckin.day).desc(), CircleMember.alias))
             return [(alias, int(n)) for alias, n in rows.all()]
 
+    # ------------------------------------------------------------------ the linked Telegram group
+    async def group_code(self, user_id: int) -> Outcome:
+        """A one-time code (1 day) the leader or adviser sends in the group with /circle_link."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            mine = await self._active(session, user_id)
+            if mine is None or mine.role not in MODERATORS:
+                return Outcome(False, "not_found")
+            circle = await session.get(Circle, mine.circle_id)
+            assert circle is not None
+            code = secrets.token_hex(4)
+            session.add(Invite(code=f"grp-{code}", kind="circle_group", team_id=circle.team_id, created_by=user_id,
+                               single_use=True, payload={"circle_id": circle.id}, expires_at=now + GROUP_CODE_TTL,
+                               created_at=now))
+            return Outcome(True, circle_id=circle.id, name=circle.name, extra={"code": code})
+
+    async def link_group(self, user_id: int, code: str, chat_id: int) -> Outcome:
+        """Sent in the group by the leader or adviser who asked for the code (a code seen by someone
+        else is useless to them); a group serves one circle."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            invite = await session.get(Invite, f"grp-{code.strip().lower()}")
+            if invite is None or invite.kind != "circle_group" or invite.expires_at < now \
+                    or invite.created_by != user_id:
+                return Outcome(False, "invalid")
+            circle = await session.get(Circle, int(invite.payload.get("circle_id", 0)))
+            if circle is None or await self._moderator(session, user_id, circle.id) is None:
+                return Outcome(False, "invalid")
+            await session.execute(update(Circle).where(Circle.group_chat_id == chat_id).values(group_chat_id=None))
+            circle.group_chat_id = chat_id
+            await session.delete(invite)
+            return Outcome(True, circle_id=circle.id, name=circle.name)
+
+    async def unlink_group(self, user_id: int) -> Outcome:
+        async with self._sessions.begin() as session:
+            mine = await self._active(session, user_id)
+            circle = await session.get(Circle, mine.circle_id) if mine and mine.role in MODERATORS else None
+            if circle is None or circle.group_chat_id is None:
+                return Outcome(False, "not_found")
+            circle.group_chat_id = None
+            return Outcome(True, circle_id=circle.id, name=circle.name)
+
+    async def group_gone(self, chat_id: int, new_chat_id: int | None = None) -> int:
+        """The bot left the group (None) or the group became a supergroup (its new id)."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(update(Circle).where(Circle.group_chat_id == chat_id)
+                                           .values(group_chat_id=new_chat_id))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     # ------------------------------------------------------------------ events
     async def announce(self, doctor_id: int, circle_ids: list[int], text: str) -> Outcome:
         """A "health club" event announced by a doctor to several circles of their team."""
@@ -896,7 +958,8 @@ class CircleService:
             count = 0
             for circle in circles:
                 count += await self._system(session, circle, lambda t: "📣 " + t(
-                    "Health club event from Dr {name}:", name=name) + "\n" + text.strip()[:3000], kind="event")
+                    "Health club event from Dr {name}:", name=name) + "\n" + text.strip()[:3000], kind="event",
+                    group=True)
             return Outcome(True, count=count, extra={"circles": len(circles)})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,21 +43,56 @@ class TokenBucket:
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
+class SendWindow:
+    """At most `limit` sends in any `window` seconds, counted the way the server counts them.
+
+    The server sees a message at some instant between our request's start and its response, so a
+    send occupies a slot from its start until `window` seconds after its response. Then no 1 s
+    window at the server can hold more than `limit` arrivals, whatever the event-loop or HTTP
+    jitter, and an idle bot may still send `limit` at once (a token bucket needed burst 1 and
+    25/s of 30 to stay clear of 429s, so a circle's 19 copies took 0.76 s even when idle).
+    Waiters queue FIFO behind one lock, so thousands of them do not all wake at each slot."""
+
+    def __init__(self, limit: int, window: float = 1.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._ends: deque[float] = deque()  # when each finished send stops counting (sorted)
+        self._inflight = 0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._ends and self._ends[0] <= now:
+                    self._ends.popleft()
+                if self._inflight + len(self._ends) < self.limit:
+                    self._inflight += 1
+                    return
+                await asyncio.sleep(self._ends[0] - now if self._ends else 0.005)
+
+    def release(self) -> None:
+        self._inflight -= 1
+        self._ends.append(time.monotonic() + self.window)
+
+
 class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
     def __init__(
         self,
         *,
         private_rate: float = 1.0,
         private_burst: float = 4,
-        group_per_minute: float = 19,
-        bulk_per_second: float = 25,  # 30/s minus headroom for send-time jitter (event loop, HTTP)
+        group_per_minute: int = 20,
+        bulk_per_second: int = 30,  # Telegram's ~30/s; SendWindow already allows for send-time jitter
         max_retries: int = 3,
     ) -> None:
         self._private = (private_rate, private_burst)
-        self._group = (group_per_minute / 60.0, 3.0)
-        # Burst of 1: a token bucket lets `capacity + rate` through in any 1 s window, and Telegram (and the
-        # fake) count a sliding 1 s window of 30: 14 + 28 = 42 gave 429s under circle fan-out (bench.circles).
-        self._bulk = TokenBucket(bulk_per_second, 1.0)
+        # Groups: ~1 msg/s like any chat, and at most 20 in any minute. One bucket of 19/min with burst 3
+        # made every group message after the third wait 3.2 s even in a quiet minute.
+        self._group = (private_rate, 3.0)
+        self._group_limit = group_per_minute
+        self._group_windows: dict[int | str, SendWindow] = {}
+        self._bulk = SendWindow(bulk_per_second, 1.0)
         self._chats: dict[int | str, TokenBucket] = {}
         self._max_retries = max_retries
         self.retries_after_429 = 0
@@ -78,6 +114,14 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
                     del self._chats[key]
         return bucket
 
+    def _group_window(self, chat_id: int | str) -> SendWindow | None:
+        if not (isinstance(chat_id, str) or int(chat_id) < 0):
+            return None
+        window = self._group_windows.get(chat_id)
+        if window is None:
+            window = self._group_windows[chat_id] = SendWindow(self._group_limit, 60.0)
+        return window
+
     async def process_request(
         self,
         callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
@@ -89,12 +133,24 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         attempt = 0
         while True:
+            group = None
             if endpoint in SEND_METHODS and "chat_id" in data:
                 wait = self._chat_bucket(data["chat_id"]).reserve()
-                if rate_limit_args and rate_limit_args.get("bulk"):
-                    wait = max(wait, self._bulk.reserve())
                 if wait > 0:
                     await asyncio.sleep(wait)
+                group = self._group_window(data["chat_id"])
+                if group is not None:
+                    await group.acquire()
+            # The bulk slot is taken only once the chat allows the send: reserving both at once
+            # wasted the global slot whenever the chat wait was longer.
+            bulk = endpoint in SEND_METHODS and bool(rate_limit_args and rate_limit_args.get("bulk"))
+            if bulk:
+                try:
+                    await self._bulk.acquire()
+                except BaseException:
+                    if group is not None:
+                        group.release()
+                    raise
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
@@ -104,4 +160,9 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
                     raise
                 delay = exc.retry_after
                 seconds = delay.total_seconds() if hasattr(delay, "total_seconds") else float(delay)
-                await asyncio.sleep(seconds + 0.05)
+            finally:
+                if bulk:
+                    self._bulk.release()
+                if group is not None:
+                    group.release()
+            await asyncio.sleep(seconds + 0.05)
