@@ -103,3 +103,16 @@ def category_text(category: str, t: Translator) -> str:
 
 def advice_lines(codes: Iterable[str], t: Translator) -> list[str]:
     return [t(ADVICE_LABELS[c]) for c in codes if c in ADVICE_LABELS]
+
+
+# Optional /bp details (readings.arm, readings.posture), shown in history and the doctor's view.
+ARM_LABELS = {"left": _("left arm"), "right": _("right arm")}
+POSTURE_LABELS = {"sitting": _("sitting"), "lying": _("lying down"), "standing": _("standing")}
+
+
+def details_text(reading: Any, t: Translator) -> str:
+    """"left arm, sitting" — or "" when the reading has no details."""
+    parts = [t(labels[value]) for labels, value in ((ARM_LABELS, getattr(reading, "arm", None)),
+                                                    (POSTURE_LABELS, getattr(reading, "posture", None)))
+             if value in labels]
+    return ", ".join(parts)

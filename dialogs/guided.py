@@ -19,10 +19,13 @@ from telegram.ext import (
 )
 
 from bot import clinical
-from dialogs.common import answer, inline, menu_pattern, reply, who
+from dialogs.common import Who, _, answer, inline, menu_pattern, reply, who
 from dialogs.readings import handle_parsed, save
 
-BP_VALUE, BP_PULSE, GLU_VALUE, WEIGHT_VALUE, HEIGHT_VALUE, MED_NAME, MED_NOTE = range(7)
+BP_VALUE, BP_PULSE, GLU_VALUE, WEIGHT_VALUE, HEIGHT_VALUE, MED_NAME, MED_NOTE, BP_ARM, BP_POSTURE = range(9)
+# Optional /bp details, stored on the reading (readings.arm / readings.posture); both skippable.
+ARMS = {"left": _("Left arm"), "right": _("Right arm")}  # keys: content.render.ARM_LABELS
+POSTURES = {"sitting": _("Sitting"), "lying": _("Lying down"), "standing": _("Standing")}  # POSTURE_LABELS
 NUMBER = re.compile(r"^\s*(\d{2,3}(?:[.,]\d)?)\s*(?:kg|公斤|千克|cm|厘米)?\s*$", re.IGNORECASE)
 FULLWIDTH = str.maketrans("０１２３４５６７８９．／", "0123456789./")
 
@@ -55,10 +58,13 @@ async def bp_value(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     if parsed is None or parsed.kind != "bp":
         await reply(update, w.t("Please type two numbers like 135/85, or /cancel."))
         return BP_VALUE
-    if parsed.problem is not None or parsed.pulse is not None:
+    if parsed.problem is not None:  # impossible or unusual: the free-text checks explain or confirm
         await handle_parsed(update, context, w, parsed, 0, None)
         return ConversationHandler.END
-    context.user_data["bp"] = {"systolic": parsed.systolic, "diastolic": parsed.diastolic}  # type: ignore[index]
+    values = {"systolic": parsed.systolic, "diastolic": parsed.diastolic, "pulse": parsed.pulse}
+    context.user_data["bp"] = values  # type: ignore[index]
+    if parsed.pulse is not None:
+        return await _ask_arm(update, w)
     await reply(update, w.t("And your pulse (heart rate)? Type it, or press Skip."),
                 reply_markup=inline([[(w.t("Skip"), "gd:pulse:skip")]]))
     return BP_PULSE
@@ -66,23 +72,67 @@ async def bp_value(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
 
 async def bp_pulse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     w = await who(update, context)
-    values = context.user_data.pop("bp", None)  # type: ignore[union-attr]
+    values = context.user_data.get("bp")  # type: ignore[union-attr]
     if values is None:
         return ConversationHandler.END
-    text = f"{values['systolic']}/{values['diastolic']}"
     if update.callback_query is not None:
         await answer(update)
     else:
         pulse = _text(update).strip()
         if not pulse.isdigit():
-            context.user_data["bp"] = values  # type: ignore[index]
             await reply(update, w.t("Please type the pulse as a number, or press Skip."),
                         reply_markup=inline([[(w.t("Skip"), "gd:pulse:skip")]]))
             return BP_PULSE
-        text += f" {pulse}"
+        values["pulse"] = int(pulse)
+    return await _ask_arm(update, w)
+
+
+async def _ask_arm(update: Update, w: Who) -> int:
+    t = w.t
+    await reply(update, t("Which arm did you measure on?"),
+                reply_markup=inline([[(t(label), f"gd:arm:{key}") for key, label in ARMS.items()],
+                                     [(t("Skip"), "gd:arm:skip")]]))
+    return BP_ARM
+
+
+async def bp_arm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    w = await who(update, context)
+    t = w.t
+    values = context.user_data.get("bp")  # type: ignore[union-attr]
+    if values is None:
+        await answer(update, t("This button has expired."))
+        return ConversationHandler.END
+    if update.callback_query is None:
+        await reply(update, t("Please press a button, or Skip."))
+        return BP_ARM
+    await answer(update)
+    arm = (update.callback_query.data or "").rsplit(":", 1)[-1]
+    values["arm"] = arm if arm in ARMS else None
+    await reply(update, t("And were you sitting, lying down or standing?"),
+                reply_markup=inline([[(t(label), f"gd:pos:{key}") for key, label in POSTURES.items()],
+                                     [(t("Skip"), "gd:pos:skip")]]))
+    return BP_POSTURE
+
+
+async def bp_posture(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    w = await who(update, context)
+    if update.callback_query is None:
+        await reply(update, w.t("Please press a button, or Skip."))
+        return BP_POSTURE
+    values = context.user_data.pop("bp", None)  # type: ignore[union-attr]
+    if values is None:
+        await answer(update, w.t("This button has expired."))
+        return ConversationHandler.END
+    await answer(update)
+    posture = (update.callback_query.data or "").rsplit(":", 1)[-1]
+    text = f"{values['systolic']}/{values['diastolic']}"
+    if values.get("pulse") is not None:
+        text += f" {values['pulse']}"
     parsed = clinical.parse_reading(text)
     assert parsed is not None
-    await handle_parsed(update, context, w, parsed, 0, None)
+    details = {"arm": values.get("arm"), "posture": posture if posture in POSTURES else None}
+    await handle_parsed(update, context, w, parsed, 0, None,
+                        details={k: v for k, v in details.items() if v is not None})
     return ConversationHandler.END
 
 
@@ -250,6 +300,8 @@ def handlers() -> list[object]:
             states={
                 BP_VALUE: [MessageHandler(text, bp_value)],
                 BP_PULSE: [MessageHandler(text, bp_pulse), CallbackQueryHandler(bp_pulse, pattern=r"^gd:pulse:")],
+                BP_ARM: [CallbackQueryHandler(bp_arm, pattern=r"^gd:arm:"), MessageHandler(text, bp_arm)],
+                BP_POSTURE: [CallbackQueryHandler(bp_posture, pattern=r"^gd:pos:"), MessageHandler(text, bp_posture)],
                 GLU_VALUE: [MessageHandler(text, glucose_value)],
                 WEIGHT_VALUE: [MessageHandler(text, weight_value)],
                 HEIGHT_VALUE: [MessageHandler(text, height_value),

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock
+from bot.services.preregister import fold_in
 from storage.models import CaregiverLink, Invite, PatientProfile, Team, TeamMember, User, UserRole
 
 PAYLOAD_RE = re.compile(r"^(?P<prefix>[dpcg])-(?P<code>[A-Za-z0-9_-]{8,40})$")
@@ -99,6 +100,10 @@ class InviteService:
                 profile = await session.get(PatientProfile, user.id)
                 if profile is None:  # consent first; the caller keeps the code and retries after onboarding
                     return Redeemed(False, "needs_consent")
+                # A personal link for a record the doctor pre-registered: the account takes it over.
+                if invite.patient_id is not None and invite.patient_id != user.id \
+                        and not await fold_in(session, invite, user, profile, now):
+                    return Redeemed(False, "used")
                 profile.team_id = invite.team_id
                 profile.doctor_id = invite.created_by
                 profile.linked_at = now

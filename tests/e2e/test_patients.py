@@ -104,6 +104,10 @@ async def test_guided_bp_flow_with_pulse(tg: FakeTelegram, app: CareCircle) -> N
     await u.send("128/82")
     assert "pulse" in (await u.next_message()).text.lower()
     await u.send("70")
+    assert "arm" in (await u.next_message()).text  # optional details (issue 4): arm, then posture
+    await u.press("Skip")
+    await u.next_message()
+    await u.press("Skip")
     saved = await u.next_message()
     assert "128/82" in saved.text and "pulse 70" in saved.text and "high-normal" in saved.text
 
