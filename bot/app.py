@@ -55,11 +55,14 @@ COMMANDS = [
     ("meds", _("Medicines taken")),
     ("weight", _("Log weight")),
     ("history", _("My readings and chart")),
+    ("plan", _("My care plan and plan card")),
     ("tips", _("A tip for today")),
     ("reminders", _("Reminders, quiet hours, daily tip")),
     ("tools", _("Salt, BMI and exercise tools")),
     ("quiz", _("Test what you know")),
+    ("ask", _("Ask your care team a question")),
     ("circle", _("My peer-support circle")),
+    ("away", _("Living away from home (follow-up online)")),
     ("settings", _("Language, time zone, units")),
     ("help", _("What I can do")),
 ]
@@ -74,6 +77,7 @@ class CareCircle:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     started: bool = False
+    scale: Any = None  # bot.telegram.scaleout.ScaleOut when one of `run --workers N`
 
     @property
     def bot(self):  # type: ignore[no-untyped-def]
@@ -94,12 +98,15 @@ class CareCircle:
             raise StartupError(f"cannot reach the Telegram Bot API: {exc}") from exc
         await self._set_commands()
         await self.application.start()
-        await replay_unhandled(self.application, self.services.ledger)
+        if self.scale is not None:  # the worker's own inbox rows, its listener and the leader election
+            await self.scale.start()
+        else:
+            await replay_unhandled(self.application, self.services.ledger)
         use_polling = (not self.settings.webhook) if poll is None else poll
         if use_polling:
             await self.application.bot.delete_webhook()
             self._tasks.append(asyncio.create_task(poll_forever(self.application, self.services.ledger)))
-        else:
+        elif self.scale is None or self.scale.slot.index == 0:
             await self.application.bot.set_webhook(
                 self.settings.webhook_url or "", secret_token=self.settings.webhook_secret,
                 allowed_updates=Update.ALL_TYPES,
@@ -107,10 +114,12 @@ class CareCircle:
         if serve_http:
             self._runner = web.AppRunner(self.web_app, access_log=None)
             await self._runner.setup()
-            await web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port).start()
-        self._tasks.append(asyncio.create_task(
-            self.services.outbox.run_forever(self.application.bot, self.settings.outbox_poll_seconds)))
-        self._tasks.append(asyncio.create_task(self._periodic()))
+            await web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port,
+                              reuse_port=True if self.scale is not None else None).start()
+        if self.scale is None:  # with workers, only the elected leader runs these
+            self._tasks.append(asyncio.create_task(
+                self.services.outbox.run_forever(self.application.bot, self.settings.outbox_poll_seconds)))
+            self._tasks.append(asyncio.create_task(self._periodic()))
         self.started = True
 
     async def _periodic(self) -> None:
@@ -120,27 +129,32 @@ class CareCircle:
             try:
                 await self.tick()
             except Exception:
+                if _cancelling():  # a cancelled DB call may surface as another exception
+                    raise
                 log.exception("periodic tick failed")
 
     async def tick(self) -> None:
         """Periodic work; each step is one indexed query when there is nothing to do."""
         queued = await self.services.alerts.escalate_due()
         queued += await self.services.alerts.silent_high_risk()
+        await self.services.plans.tick()  # an intensive measuring period ended: switch rhythm first
         queued += await self.services.reminders.tick()
         queued += await self.services.circles.tick()
+        queued += await self.services.chat_followups.tick()
         if queued:
             self.services.outbox.wake()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self.scale is not None:
+            await self.scale.stop()
+        await cancel_all(self._tasks)
         self._tasks.clear()
         if self.started:
             if self.application.running:
-                await self.application.stop()
+                try:  # PTB waits for handlers still running; a stuck one must not hang the shutdown
+                    await asyncio.wait_for(self.application.stop(), timeout=10)
+                except TimeoutError:
+                    log.warning("handlers still running after 10 s; stopping anyway")
             await self.application.shutdown()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -163,6 +177,31 @@ class CareCircle:
                 await self.application.bot.set_my_commands(commands, language_code=code)
             except TelegramError as exc:
                 log.warning("setMyCommands failed: %s", exc)
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel background loops and wait for them, briefly.
+
+    A loop that catches a broad exception can swallow the cancellation (a database driver may
+    turn it into its own error), so cancel again until the task ends, then give up loudly
+    rather than hang the shutdown."""
+    for _attempt in range(5):
+        pending = [task for task in tasks if not task.done()]
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=2)
+    for task in tasks:
+        if not task.done():
+            log.warning("background task %s did not stop", task.get_name())
+        elif not task.cancelled() and task.exception() is not None:
+            log.warning("background task %s ended with %r", task.get_name(), task.exception())
 
 
 def _safe_url(url: str) -> str:
@@ -209,7 +248,9 @@ def build_web_app(app_ref: dict[str, CareCircle]) -> web.Application:
             return web.Response(status=400, text="bad update")
         if update is None or not isinstance(data.get("update_id"), int):
             return web.Response(status=400, text="bad update")
-        if await care.services.ledger.receive([data]):  # durable before Telegram sees our 200
+        if care.scale is not None:  # stored for the worker owning the chat (bot/telegram/scaleout.py)
+            await care.scale.receive(data, update)
+        elif await care.services.ledger.receive([data]):  # durable before Telegram sees our 200
             await care.application.update_queue.put(update)  # (a redelivery of a known update is not)
         return web.Response(text="ok")
 

@@ -10,7 +10,7 @@ from telegram import InputFile, ReplyKeyboardRemove, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.services.charts import render_history
-from content.render import glucose_value, reading_text
+from content.render import details_text, glucose_value, reading_text
 from dialogs.common import answer, inline, main_menu, menu_pattern, reply, who
 
 
@@ -30,8 +30,11 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         "/quiz — " + t("Test what you know"),
         "/reminders — " + t("Reminders, quiet hours, daily tip"),
         "/family — " + t("Family contacts who help you"),
+        "/ask — " + t("Ask your care team a question"),
+        "/trouble — " + t("Trouble getting medicines, travelling to the clinic, or help"),
         "/circle — " + t("My peer-support circle"),
         "/undo — " + t("Delete my last reading"),
+        "/edit — " + t("Correct my last reading"),
         "/settings — " + t("Language, time zone, units"),
         "/export — " + t("Download my data"),
         "/delete — " + t("Delete my account and data"),
@@ -98,6 +101,11 @@ async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         day -= timedelta(days=1)
     if streak:
         lines.append(t("You have measured {n} days in a row. Well done!", n=streak))
+    lines.append(t("Last readings:"))
+    for r in reversed(rows[-5:]):
+        extra = ", ".join(x for x in (details_text(r, t), t("corrected") if r.edited_at else "") if x)
+        lines.append(f"• {r.measured_at.astimezone(w.tz):%m-%d %H:%M} {reading_text(r, t, unit)}"
+                     + (f" ({extra})" if extra else ""))
     await reply(update, "\n".join(lines))
     png = await render_history([(r.measured_at, r.systolic or 0, r.diastolic or 0) for r in bp],
                                [(r.measured_at, r.mmol or 0.0) for r in glu], w.user.timezone)
@@ -122,10 +130,13 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["measured_at_utc", "kind", "systolic", "diastolic", "pulse", "glucose_mmol_l", "context",
-                     "weight_kg", "category", "urgent", "symptoms"])
+                     "weight_kg", "category", "urgent", "symptoms", "arm", "posture", "entered_by",
+                     "edited_at_utc"])
     for r in reversed(rows):
+        entered = "self" if r.entered_by in (None, r.patient_id) else "family"
         writer.writerow([r.measured_at.isoformat(), r.kind, r.systolic, r.diastolic, r.pulse, r.mmol, r.context,
-                         r.kg, r.category, r.urgent, r.symptoms])
+                         r.kg, r.category, r.urgent, r.symptoms, r.arm or "", r.posture or "", entered,
+                         r.edited_at.isoformat() if r.edited_at else ""])
     await update.effective_chat.send_document(  # type: ignore[union-attr]
         InputFile(buf.getvalue().encode("utf-8-sig"), filename="carecircle-readings.csv"),
         caption=w.t("Your readings ({n}).", n=len(rows)))

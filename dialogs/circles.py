@@ -11,12 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 from telegram import Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.clinical import moderation
 from bot.services.circles import CHALLENGE_KINDS, CHALLENGE_LABELS, RULES, Outcome, RelayInput, clean_alias
+from content.i18n import translator
 from dialogs import basics, readings
-from dialogs.common import Who, _, answer, inline, reply, who
+from dialogs.common import Who, _, answer, inline, reply, services_of, who
 
 TOPIC_WORDS = {"hypertension": "hypertension", "htn": "hypertension", "高血压": "hypertension",
                "diabetes": "diabetes", "t2d": "diabetes", "糖尿病": "diabetes", "mixed": "mixed", "混合": "mixed"}
@@ -123,7 +131,9 @@ async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 lines.append(t("Cannot be reached (blocked the bot): {aliases}", aliases=", ".join(view.unreachable)))
             lines.append(t("Leader tools: /circle_invite, /circle_mute <hours> <alias>, /circle_remove <alias>, "
                            "/circle_lock, /circle_unlock, /circle_schedule wed 19:30, /challenge measure_bp|walk|"
-                           "no_pickles, /poll question|option|option, /next, /close"))
+                           "no_pickles, /poll question|option|option, /next, /close, /circle_group, /circle_unlink"))
+            if c.group_chat_id:
+                lines.append(t("A Telegram group is linked: it gets announcements, never members' messages."))
         rows.append([(t("📔 Back to my diary"), "gr:talk:0") if m.talking else (t("💬 Talk in circle"), "gr:talk:1")])
         rows.append([(t("📊 Share my week"), "gr:share")])
         lines.append(t("/leave leaves the circle."))
@@ -164,7 +174,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         preview = await w.services.circles.preview(w.user.id, pending["code"])
         await _ask_agree(update, w, preview.name, alias)
         return
-    if not await w.services.circles.talking(w.user.id):
+    if not await w.talking_in_circle():
         await readings.on_text(update, context)
         return
     check = moderation.safety_check(message.text)
@@ -219,7 +229,7 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None:
         return
     w = await who(update, context)
-    if not await w.services.circles.talking(w.user.id):
+    if not await w.talking_in_circle():
         await basics.non_text(update, context)
         return
     caption = message.caption or ""
@@ -496,28 +506,99 @@ async def event_cmd(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, w.t("Announced to {n} circles.", n=outcome.extra["circles"]))
 
 
+# ------------------------------------------------------------------ the linked Telegram group
+async def group_cmd(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Private chat, leader or adviser: the one-time code to send in the group."""
+    w = await who(update, context)
+    outcome = await w.services.circles.group_code(w.user.id)
+    if not outcome.ok:
+        await reply(update, _reason(w, outcome))
+        return
+    t = w.t
+    await reply(update, t("To link a Telegram group to \"{name}\": add me to the group, then send this there "
+                          "within a day:", name=outcome.name) + f"\n/circle_link {outcome.extra['code']}\n\n"
+                + t("I will post session reminders, topics, session summaries (counts only), challenges and "
+                    "events there. Members' messages are never posted in the group: they stay in private "
+                    "chats under aliases."))
+
+
+async def link_cmd(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """In the group. No `who()`: a group member need not be a user, and nothing is created for them."""
+    tg_user, chat = update.effective_user, update.effective_chat
+    if tg_user is None or chat is None:
+        return
+    services = services_of(context)
+    user = await services.users.by_telegram(tg_user.id)
+    code = (context.args or [""])[0]
+    outcome = await services.circles.link_group(user.id, code, chat.id) if user is not None else Outcome(False)
+    t = translator(user.language if user is not None else (tg_user.language_code or "en"))
+    if outcome.ok:
+        await reply(update, t("This group is now linked to the circle \"{name}\". I will post session reminders, "
+                              "topics, summaries and events here. Members' messages stay private.",
+                              name=outcome.name))
+    else:
+        await reply(update, t("This code is not valid. The circle leader or adviser can get a new one with "
+                              "/circle_group in a private chat with me, and must send it here themselves."))
+
+
+async def unlink_cmd(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    tg_user = update.effective_user
+    if tg_user is None:
+        return
+    services = services_of(context)
+    user = await services.users.by_telegram(tg_user.id)
+    outcome = await services.circles.unlink_group(user.id) if user is not None else Outcome(False, "not_found")
+    t = translator(user.language if user is not None else (tg_user.language_code or "en"))
+    await reply(update, t("The group is no longer linked to the circle \"{name}\".", name=outcome.name)
+                if outcome.ok else t(REASONS["not_found"]))
+
+
+async def on_my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Removed from a group: forget the link, so announcements stop (and no 403 loop)."""
+    change = update.my_chat_member
+    if change is None or change.chat.type not in ("group", "supergroup"):
+        return
+    if change.new_chat_member.status in ("left", "kicked"):
+        await services_of(context).circles.group_gone(change.chat.id)
+
+
+async def on_migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The group became a supergroup: it has a new id."""
+    message = update.effective_message
+    if message is not None and message.migrate_to_chat_id:
+        await services_of(context).circles.group_gone(message.chat_id, message.migrate_to_chat_id)
+
+
 MEDIA = (filters.PHOTO | filters.Sticker.ALL | filters.VOICE | filters.Document.ALL | filters.VIDEO
          | filters.AUDIO | filters.ANIMATION)
 
 
+PRIVATE = filters.ChatType.PRIVATE  # a circle's card, aliases and tools never show in a group
+
+
 def handlers() -> list[Any]:
     return [
-        CommandHandler("circle", show),
-        CommandHandler("leave", leave),
-        CommandHandler("share", share),
-        CommandHandler("circle_new", circle_new),
-        CommandHandler("circle_leader", circle_leader),
-        CommandHandler("circle_invite", circle_invite),
-        CommandHandler("circle_mute", mute_cmd),
-        CommandHandler("circle_remove", remove_cmd),
-        CommandHandler("circle_lock", lock_cmd),
-        CommandHandler("circle_unlock", unlock_cmd),
-        CommandHandler("circle_schedule", schedule_cmd),
-        CommandHandler("next", next_cmd),
-        CommandHandler("close", close_cmd),
-        CommandHandler("poll", poll_cmd),
-        CommandHandler("challenge", challenge_cmd),
-        CommandHandler("event", event_cmd),
+        CommandHandler("circle", show, filters=PRIVATE),
+        CommandHandler("leave", leave, filters=PRIVATE),
+        CommandHandler("share", share, filters=PRIVATE),
+        CommandHandler("circle_new", circle_new, filters=PRIVATE),
+        CommandHandler("circle_leader", circle_leader, filters=PRIVATE),
+        CommandHandler("circle_invite", circle_invite, filters=PRIVATE),
+        CommandHandler("circle_mute", mute_cmd, filters=PRIVATE),
+        CommandHandler("circle_remove", remove_cmd, filters=PRIVATE),
+        CommandHandler("circle_lock", lock_cmd, filters=PRIVATE),
+        CommandHandler("circle_unlock", unlock_cmd, filters=PRIVATE),
+        CommandHandler("circle_schedule", schedule_cmd, filters=PRIVATE),
+        CommandHandler("next", next_cmd, filters=PRIVATE),
+        CommandHandler("close", close_cmd, filters=PRIVATE),
+        CommandHandler("poll", poll_cmd, filters=PRIVATE),
+        CommandHandler("challenge", challenge_cmd, filters=PRIVATE),
+        CommandHandler("event", event_cmd, filters=PRIVATE),
+        CommandHandler("circle_group", group_cmd, filters=filters.ChatType.PRIVATE),
+        CommandHandler("circle_link", link_cmd, filters=filters.ChatType.GROUPS),
+        CommandHandler("circle_unlink", unlink_cmd),
+        ChatMemberHandler(on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER),
+        MessageHandler(filters.StatusUpdate.MIGRATE, on_migrate),
         CallbackQueryHandler(on_button, pattern=r"^gr:"),
         MessageHandler(MEDIA & filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE, on_media),
         MessageHandler(filters.TEXT & ~filters.COMMAND & filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE,

@@ -28,6 +28,11 @@ class Who:
     services: Services
     user: User
     t: Translator
+    # Read with the user in the same query (see UserService.sender), for the hot reading path;
+    # `profile()` still reads afresh for flows that change the profile within an update.
+    loaded_profile: PatientProfile | None = None
+    logs_for_others: bool = True  # unknown -> ask the database
+    circle_talking: bool | None = None  # None: unknown -> ask the database
 
     @property
     def onboarded(self) -> bool:
@@ -43,6 +48,18 @@ class Who:
     async def profile(self) -> PatientProfile | None:
         return await self.services.users.profile(self.user.id)
 
+    async def talking_in_circle(self) -> bool:
+        """Circle mode (free text goes to the peer circle), read with the user when possible."""
+        if self.circle_talking is None:
+            self.circle_talking = await self.services.circles.talking(self.user.id)
+        return self.circle_talking
+
+    async def profile_of(self, patient_id: int) -> PatientProfile | None:
+        """The profile loaded with this update when it is the sender's own, else one query."""
+        if patient_id == self.user.id and self.loaded_profile is not None:
+            return self.loaded_profile
+        return await self.services.users.profile(patient_id)
+
 
 def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
     return context.application.bot_data["services"]
@@ -50,7 +67,10 @@ def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
 
 # Keyed by the Update object itself (PTB hands the same object to every handler of one update);
 # update_ids alone repeat across bots and test runs. The stored reference keeps id() unique.
+# Only updates still being handled need an entry; an evicted one just reloads. Each entry holds a
+# whole Update (~13 KB), so keep the cap near the number of updates in flight (soak: 2 000 -> +26 MB).
 _RECENT: OrderedDict[int, tuple[Update, Who]] = OrderedDict()
+_RECENT_MAX = 256
 
 
 async def who(update: Update, context: ContextTypes.DEFAULT_TYPE, *, fresh: bool = False) -> Who:
@@ -63,11 +83,14 @@ async def who(update: Update, context: ContextTypes.DEFAULT_TYPE, *, fresh: bool
     tg_user = update.effective_user
     chat = update.effective_chat
     assert tg_user is not None
-    user = await services.users.ensure(tg_user.id, chat.id if chat else tg_user.id, tg_user.first_name or "",
-                                       tg_user.language_code)
-    w = Who(services, user, translator(user.language))
+    # A user's private chat id is their user id; a message in a group (a circle's linked group) must
+    # not turn the group into the chat their reminders and alerts go to.
+    private = chat.id if chat is not None and chat.type == "private" else tg_user.id
+    sender = await services.users.sender(tg_user.id, private, tg_user.first_name or "", tg_user.language_code)
+    w = Who(services, sender.user, translator(sender.user.language), sender.profile, sender.logs_for_others,
+            sender.circle_talking)
     _RECENT[id(update)] = (update, w)
-    if len(_RECENT) > 2000:
+    if len(_RECENT) > _RECENT_MAX:
         _RECENT.popitem(last=False)
     return w
 

@@ -8,6 +8,7 @@ checked against the doctor's teams in the service: another team's patient is "no
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from telegram import InputFile, Update
 from telegram.ext import (
@@ -21,11 +22,15 @@ from telegram.ext import (
 
 from bot import clinical
 from bot.services.alerts import ACTION_LABELS
-from bot.services.followups import OUTCOMES, WAYS
+from bot.services.followups import OUTCOMES, WAYS, FollowUpForm, Signs, signs_from_text
+from bot.services.panel import PanelRow
 from bot.services.qr import qr_png
+from content.i18n import Translator
 from content.render import reading_text
 from dialogs.basics import unknown_command
 from dialogs.common import Who, _, answer, inline, reply, who
+from dialogs.patient_chart import send_patient_chart
+from dialogs.questions import care_lines, trouble_suffix
 
 STATUS_LABELS = {
     "open_alert": _("open alert"),
@@ -81,6 +86,14 @@ async def on_alert_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             pass  # an edit that fails (message too old) must not undo the acknowledgement
 
 
+def away_suffix(t: Translator, row: PanelRow, tz: ZoneInfo) -> str:
+    """" 🧳 away, last reached 03-01" for a patient living away from home (issue 10)."""
+    if row.away_since is None:
+        return ""
+    reached = row.last_contact_at.astimezone(tz).strftime("%Y-%m-%d") if row.last_contact_at else t("never")
+    return " 🧳 " + t("away, last reached {date}", date=reached)
+
+
 async def patients(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     w = await _doctor(update, context)
     if w is None:
@@ -97,9 +110,14 @@ async def patients(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     t = w.t
     counts = ", ".join(f"{t(STATUS_LABELS[k])}: {v}" for k, v in result.counts.items() if v)
     lines = [t("Your patients ({n}). {counts}", n=result.total, counts=counts)]
+    troubles = await w.services.questions.troubles_for(r.patient_id for r in result.rows)
     for row in result.rows:
         flag = {"open_alert": "🔴", "overdue": "🟠", "uncontrolled": "🟡", "silent": "⚪", "ok": "🟢"}[row.status]
-        lines.append(f"{flag} #{row.patient_id} {row.name} — {t(STATUS_LABELS[row.status])}")
+        lines.append(f"{flag} #{row.patient_id} {row.name} — {t(STATUS_LABELS[row.status])}"
+                     + trouble_suffix(t, troubles.get(row.patient_id, [])) + away_suffix(t, row, w.tz))
+    waiting = await w.services.questions.open_count(w.user.id)
+    if waiting:
+        lines.append("❓ " + t("Unanswered questions: {n}. /questions lists them.", n=waiting))
     if not result.rows:
         lines.append(t("No patients yet. Send /invite to get a link and QR code for your patients."))
     lines.append(t("Page {page} of {pages}. /patient <number> opens one.", page=result.page + 1, pages=result.pages))
@@ -151,13 +169,22 @@ async def patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         lines.append(t("Medicines taken (30 days): {pct}%", pct=round(100 * taken / scheduled)))
     if profile.next_followup_due:
         lines.append(t("Next follow-up due: {date}", date=profile.next_followup_due.isoformat()))
+    if profile.away_since:  # issue 10: follow-ups in the chat count as online
+        lines.append("🧳 " + t("Lives away from home since {date}; follow-ups in the chat count as online.",
+                              date=profile.away_since.astimezone(w.tz).strftime("%Y-%m-%d")))
     for f in followups:
         lines.append(f"• {f.visit_date.isoformat()} {t(WAY_LABELS.get(f.way, f.way))}: "
                      f"{t(OUTCOME_LABELS.get(f.outcome or '', f.outcome or ''))}")
     target = f"{profile.target_sys or '-'}/{profile.target_dia or '-'}"
     lines.append(t("BP target set by doctor: {target}", target=target))
+    lines.extend(await care_lines(w, user.id))
+    if user.telegram_id is None:  # pre-registered (/preregister), has not opened the personal link yet
+        lines.append(t("Pre-registered: has not joined CareCircle yet."))
     lines.append(t("Commands: /followup {id}  /target {id} 135/85  /risk {id} high  /msg {id} text", id=user.id))
+    lines.append(t("Also: /away {id} on|off (lives away from home), /tocall (no answer to follow-up invitations)",
+                   id=user.id))
     await reply(update, "\n".join(lines))
+    await send_patient_chart(update, w, user.id, user.display_name or user.first_name, w.user.timezone)
 
 
 async def invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -219,6 +246,9 @@ async def message_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if found is None:
         await reply(update, w.t("Not found."))
         return
+    if not found[0].chat_id:  # pre-registered, not joined yet: there is no chat to send to
+        await reply(update, w.t("This patient has not joined CareCircle yet."))
+        return
     await w.services.alerts.message_patient(w.user, found[0], " ".join(args[1:]))
     w.services.outbox.wake()
     await reply(update, w.t("Sent to {name}.", name=found[0].display_name or found[0].first_name))
@@ -269,19 +299,21 @@ async def followup_bp(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int
     data = context.user_data.pop("followup", None)  # type: ignore[union-attr]
     if data is None:
         return ConversationHandler.END
-    systolic = diastolic = None
+    signs = Signs()
     if update.callback_query is not None:
         await answer(update)
-    else:
-        parsed = clinical.parse_reading(update.effective_message.text or "")  # type: ignore[union-attr]
-        if parsed is None or parsed.kind != "bp" or parsed.problem is not None:
+    else:  # BP, and optionally pulse, fasting glucose and weight: "138/86 pulse 72 glucose 6.5 65kg"
+        parsed = signs_from_text(update.effective_message.text or "")  # type: ignore[union-attr]
+        if parsed is None or parsed.systolic is None:
             context.user_data["followup"] = data  # type: ignore[index]
             await reply(update, w.t("Please type it like 138/86, or press Skip."),
                         reply_markup=inline([[(w.t("Skip"), "fu:bp:skip")]]))
             return FU_BP
-        systolic, diastolic = parsed.systolic, parsed.diastolic
+        signs = parsed
     result = await w.services.followups.record(w.user.id, data["patient_id"], way=data["way"], outcome=data["outcome"],
-                                               systolic=systolic, diastolic=diastolic)
+                                               systolic=signs.systolic, diastolic=signs.diastolic,
+                                               fasting_mmol=signs.fasting_mmol, weight_kg=signs.weight_kg,
+                                               form=FollowUpForm(heart_rate=signs.heart_rate), source="bot")
     if result is None:
         await reply(update, w.t("Not found."))
         return ConversationHandler.END

@@ -16,6 +16,7 @@ from telegram import Update
 from telegram.ext import CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot import clinical
+from bot.services.proxy import tell_patient
 from bot.services.readings import NewReading, RecordResult
 from content.render import (
     CONTEXT_LABELS,
@@ -25,6 +26,7 @@ from content.render import (
     reading_text,
 )
 from dialogs.common import Who, _, answer, inline, reply, who
+from dialogs.symptoms import ask_glucose_symptoms
 
 MAX_PENDING = 10
 SYMPTOM_CHOICES = [
@@ -83,7 +85,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             "I did not find a reading in that. You can send, for example:\n• 135/85\n• 血压 150/95 心率 72\n"
             "• 空腹血糖 6.8\nor press /help."))
         return
-    helped = [(p, link) for p, link in await w.services.users.patients_of(w.user.id) if link.can_log]
+    helped = []
+    if w.logs_for_others:  # known from the sender query: most people help nobody, so no query
+        helped = [(p, link) for p, link in await w.services.users.patients_of(w.user.id) if link.can_log]
     if helped:
         # A family member may log for the person they help: ask whose reading it is.
         token = _store_pending(context, {"text": text, "update_id": update.update_id})
@@ -96,25 +100,28 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, w.t("I can save your readings once you have agreed to how I keep them. "
                                 "Please press /start first."))
         return
-    await handle_text(update, context, w, text, update.update_id, w.user.id)
+    await handle_text(update, context, w, text, update.update_id, w.user.id, readings, danger)
 
 
 async def handle_text(update: Update, context: ContextTypes.DEFAULT_TYPE, w: Who, text: str, update_id: int,
-                      patient_id: int) -> None:
+                      patient_id: int, readings: list[Any] | None = None, danger: frozenset[str] | None = None) -> None:
+    """Store (or ask about) every reading in `text`; `readings`/`danger` when already parsed."""
     when = clinical.parse_when(text, w.local_now())
-    danger = clinical.detect_danger_signs(text)
-    for seq, parsed in enumerate(clinical.parse_readings(text)):
+    if danger is None:
+        danger = clinical.detect_danger_signs(text)
+    for seq, parsed in enumerate(readings if readings is not None else clinical.parse_readings(text)):
         await handle_parsed(update, context, w, parsed, seq, when, danger, patient_id=patient_id,
                             update_id=update_id)
 
 
 async def handle_parsed(update: Update, context: ContextTypes.DEFAULT_TYPE, w: Who, parsed: Any, seq: int,
                         when: datetime | None, symptoms: frozenset[str] = frozenset(), *,
-                        patient_id: int | None = None, update_id: int | None = None) -> None:
-    reading = NewReading.from_parsed(parsed)
+                        patient_id: int | None = None, update_id: int | None = None,
+                        details: dict[str, str] | None = None) -> None:
+    reading = NewReading.from_parsed(parsed, **(details or {}))  # details: arm/posture from /bp
     t = w.t
     patient_id = patient_id or w.user.id
-    profile = await w.services.users.profile(patient_id)
+    profile = await w.profile_of(patient_id)
     unit = profile.glucose_unit if profile else "mmol"
     problem = parsed.problem
     if problem in clinical.REJECT_PROBLEMS:
@@ -189,7 +196,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         item["reading"]["context"] = parts[3]
         reading = NewReading(**item["reading"])
     elif action == "ok" and reading.kind == "glucose" and reading.context is None:
-        profile = await w.services.users.profile(item.get("patient_id") or w.user.id)
+        profile = await w.profile_of(item.get("patient_id") or w.user.id)
         await ask_context(update, w.t, token, reading, profile.glucose_unit if profile else "mmol")
         return
     _pending(context).pop(token, None)
@@ -207,17 +214,21 @@ async def save(update: Update, context: ContextTypes.DEFAULT_TYPE, w: Who, item:
     )
     if result.alert is not None:
         w.services.outbox.wake()
-    profile = await w.services.users.profile(patient_id)
+    profile = await w.profile_of(patient_id)
     unit = profile.glucose_unit if profile else "mmol"
     text = feedback_text(w, reading, result, unit, when)
     if patient_id != w.user.id:
         patient = await w.services.users.get(patient_id)
         text = w.t("For {name}:", name=(patient.display_name or patient.first_name) if patient else "?") + "\n" + text
+        if not result.duplicate and await tell_patient(w.services, patient, w.user, result.reading_id, reading):
+            w.services.outbox.wake()
     await reply(update, text)
     a = result.assessment
     if not result.duplicate and reading.kind == "bp" and (a.urgent or a.category in ("grade2", "low")) \
             and not item.get("symptoms") and patient_id == w.user.id:
         await ask_symptoms(update, w, result.reading_id)
+    elif not result.duplicate and reading.kind == "glucose" and not item.get("symptoms") and patient_id == w.user.id:
+        await ask_glucose_symptoms(update, w, result.reading_id, reading)  # low or very high only
 
 
 async def ask_symptoms(update: Update, w: Who, reading_id: int) -> None:

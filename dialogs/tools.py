@@ -227,7 +227,7 @@ async def bmi_sex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         lines.append(t("Waist {waist} cm: below the {limit} cm limit for Chinese adults (WS/T 428-2013). Good.",
                        waist=f"{waist:g}", limit=limit))
     if category in ("overweight", "obese"):
-        lines.append(t("Losing even 5 % of your weight helps blood pressure and glucose."))
+        lines.append(t("Losing even 5 percent of your weight helps blood pressure and glucose."))
     profile = await w.profile()
     if profile is not None and not profile.height_cm:
         await w.services.users.update_profile(w.user.id, height_cm=height)

@@ -129,6 +129,7 @@ class PatientProfile(Base):
     target_postmeal_high: Mapped[float | None] = mapped_column(Float)
     next_followup_due: Mapped[date | None] = mapped_column(Date, index=True)
     last_contact_at: Mapped[datetime | None]
+    away_since: Mapped[datetime | None]  # lives away from home (works in a city): follow-up online (0005_chat_followups)
 
     @property
     def condition_set(self) -> frozenset[str]:
@@ -164,6 +165,7 @@ class Reading(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     source_update_id: Mapped[int | None] = mapped_column(BigInteger)
     seq: Mapped[int] = mapped_column(Integer, default=0)
+    edited_at: Mapped[datetime | None]  # set by /edit (migration 0005_reading_details)
 
 
 class Medicine(Base):
@@ -292,6 +294,16 @@ class FollowUp(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # symptoms, lifestyle, adherence, referral
     next_due: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The rest of the NBPHS-3 form (migration 0005_chat_followups); the form's other fields sit in `details`
+    # (see bot.services.followups.FollowUpForm).
+    heart_rate: Mapped[int | None] = mapped_column(Integer)
+    bmi: Mapped[float | None] = mapped_column(Float)
+    hba1c: Mapped[float | None] = mapped_column(Float)
+    med_adherence: Mapped[str | None] = mapped_column(String(16))  # regular|intermittent|not_taking
+    hypo_reactions: Mapped[str | None] = mapped_column(String(12))  # none|occasional|frequent
+    referral: Mapped[str | None] = mapped_column(String(256))  # reason and where to
+    source: Mapped[str | None] = mapped_column(String(12))  # chat|dashboard|bot (None: older rows)
+    confirmed_at: Mapped[datetime | None]
 
 
 class UpdateLog(Base):
@@ -311,6 +323,9 @@ class UpdateInbox(Base):
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The update's chat (or user) id, so `run --workers N` routes it to the worker owning that chat
+    # (bot/telegram/scaleout.py). NULL for rows written by one-process mode: worker 0 takes those.
+    chat_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
 
 
 class ConversationState(Base):
@@ -326,8 +341,11 @@ class ConversationState(Base):
 # Feature tables live in their own modules; importing them here registers them on Base.metadata
 # (Alembic autogenerate, the migration tests and erase checks see every table).
 from storage import (  # noqa: E402
+    chat_followup_models,  # noqa: F401
     circle_models,  # noqa: F401
     dashboard_models,  # noqa: F401
+    plan_models,  # noqa: F401
+    question_models,  # noqa: F401
     reminder_models,  # noqa: F401
     tips_models,  # noqa: F401
 )

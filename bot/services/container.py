@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.services.alerts import AlertService
+from bot.services.chat_followups import ChatFollowUpService
 from bot.services.circles import CircleService
 from bot.services.clock import Clock
 from bot.services.education import EducationService
@@ -18,6 +19,8 @@ from bot.services.invites import InviteService
 from bot.services.medicines import MedicineService
 from bot.services.outbox import OutboxWorker
 from bot.services.panel import PanelService
+from bot.services.plans import PlanService
+from bot.services.questions import QuestionService
 from bot.services.quiz import QuizService
 from bot.services.readings import ReadingService
 from bot.services.reminders import ReminderService
@@ -43,6 +46,7 @@ class Services:
     medicines: MedicineService
     panel: PanelService
     followups: FollowUpService
+    chat_followups: ChatFollowUpService
     education: EducationService
     reminders: ReminderService
     indicators: IndicatorService
@@ -51,6 +55,8 @@ class Services:
     tips: TipService
     quizzes: QuizService
     circles: CircleService
+    plans: PlanService
+    questions: QuestionService
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -60,6 +66,7 @@ class Services:
         alerts = AlertService(sessions, clock, settings.alert_escalation_minutes)
         panel = PanelService(sessions, clock)
         education = EducationService(sessions, clock, panel)
+        followups = FollowUpService(sessions, clock, panel)
         return cls(
             settings=settings,
             clock=clock,
@@ -73,7 +80,9 @@ class Services:
             invites=InviteService(sessions, clock),
             medicines=MedicineService(sessions, clock),
             panel=panel,
-            followups=FollowUpService(sessions, clock, panel),
+            followups=followups,
+            chat_followups=ChatFollowUpService(sessions, clock, panel, followups,
+                                               postgres=not is_sqlite(settings.database_url)),
             education=education,
             reminders=ReminderService(sessions, clock, panel, education,
                                       postgres=not is_sqlite(settings.database_url)),
@@ -83,4 +92,6 @@ class Services:
             tips=TipService(sessions, clock),
             quizzes=QuizService(sessions, clock),
             circles=CircleService(sessions, clock),
+            plans=PlanService(sessions, clock),
+            questions=QuestionService(sessions, clock, alerts, settings.default_timezone),
         )

@@ -8,14 +8,18 @@ CSV for bulk).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import String, select, type_coerce
+from sqlalchemy import Connection, String, case, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.util import await_only
 
 from bot.services.clock import Clock
 from bot.services.indicators import Scope
@@ -29,24 +33,42 @@ ENCOUNTER_CLASS = {"clinic": ("AMB", "ambulatory"), "home": ("HH", "home health"
                    "phone": ("VR", "virtual"), "online": ("VR", "virtual")}
 
 
-FREE_TEXT = frozenset({"display_name"})  # typed by people: may start like a spreadsheet formula
+FREE_TEXT = frozenset({"display_name", "referral"})  # typed by people: may start like a spreadsheet formula
+
+
+class IsoUtc(FunctionElement[str]):
+    """A naive-UTC datetime column as ISO 8601 text with "+00:00", formatted by the database.
+
+    The export's hot path: formatting ten million timestamps in Python (or converting them to aware
+    datetimes first) costs more than the rest of a row. The text is what `datetime.isoformat()`
+    writes: microseconds only when there are some."""
+
+    type = String()
+    inherit_cache = True
+    name = "iso_utc"
+
+
+@compiles(IsoUtc, "sqlite")
+def _iso_utc_sqlite(element: IsoUtc, compiler: Any, **kw: Any) -> str:
+    # SQLAlchemy stores SQLite datetimes as "YYYY-MM-DD HH:MM:SS.ffffff" text
+    column = compiler.process(element.clauses, **kw)
+    return f"(replace(replace({column}, ' ', 'T'), '.000000', '') || '+00:00')"
+
+
+@compiles(IsoUtc, "postgresql")
+def _iso_utc_postgresql(element: IsoUtc, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"""(replace(to_char({column}, 'YYYY-MM-DD"T"HH24:MI:SS.US'), '.000000', '') || '+00:00')"""
+
+
+def _bool_text(column: Any) -> Any:
+    """A boolean column as "True"/"False" text (as Python writes it) on every database."""
+    return case((column == true(), "True"), (column == false(), "False")).label(column.key)
 
 
 def _raw_time(column: Any) -> Any:
-    """A UTC datetime column fetched without the ORM type's per-row conversion (the export's hot path):
-    SQLite hands back its stored text, PostgreSQL a naive UTC datetime; `_iso_utc` formats both."""
-    return type_coerce(column, String).label(column.key)
-
-
-def _iso_utc(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite: "2026-06-30 04:00:00.000000", naive UTC
-        clock = value[11:-7] if value.endswith(".000000") else value[11:]  # as datetime.isoformat() writes
-        return f"{value[:10]}T{clock}+00:00"
-    if value.tzinfo is None:
-        return value.isoformat() + "+00:00"
-    return value.astimezone(UTC).isoformat()
+    """A UTC datetime column, already as export text (see `IsoUtc`), under its own name."""
+    return IsoUtc(column).label(column.key)
 
 
 def _safe_text(value: Any) -> Any:
@@ -79,12 +101,16 @@ class ExportService:
         if what == "readings":
             q = select(Reading.id, Reading.patient_id, _raw_time(Reading.measured_at), Reading.kind, Reading.systolic,
                        Reading.diastolic, Reading.pulse, Reading.mmol, Reading.context, Reading.kg,
-                       Reading.category, Reading.urgent, Reading.in_target).where(Reading.patient_id.in_(ids))
+                       Reading.category, _bool_text(Reading.urgent), _bool_text(Reading.in_target)
+                       ).where(Reading.patient_id.in_(ids))
             column: Any = Reading.measured_at
         elif what == "followups":
             q = select(FollowUp.id, FollowUp.patient_id, FollowUp.doctor_id, FollowUp.visit_date, FollowUp.way,
                        FollowUp.status, FollowUp.outcome, FollowUp.systolic, FollowUp.diastolic,
-                       FollowUp.fasting_mmol, FollowUp.weight_kg, FollowUp.next_due).where(FollowUp.patient_id.in_(ids))
+                       FollowUp.fasting_mmol, FollowUp.weight_kg, FollowUp.next_due,
+                       # the rest of the NBPHS-3 form's columns (issue 10); the free-form parts stay in the record
+                       FollowUp.heart_rate, FollowUp.bmi, FollowUp.hba1c, FollowUp.med_adherence,
+                       FollowUp.hypo_reactions, FollowUp.referral, FollowUp.source).where(FollowUp.patient_id.in_(ids))
             column = FollowUp.visit_date
             since = since.date() if since else None  # type: ignore[assignment]
             until = until.date() if until else None  # type: ignore[assignment]
@@ -104,33 +130,57 @@ class ExportService:
 
     async def csv_rows(self, what: str, scope: Scope, since: datetime | None = None,
                        until: datetime | None = None) -> AsyncIterator[bytes]:
-        """CSV (UTF-8 with BOM so spreadsheet programs read Chinese names), in chunks of BATCH rows."""
-        query = self._query(what, scope, since, until).execution_options(yield_per=BATCH)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        """CSV (UTF-8 with BOM so spreadsheet programs read Chinese names), in chunks of BATCH rows.
+
+        The rows are read from the driver's server-side cursor as plain tuples (the query already
+        turns times and booleans into their text, see `IsoUtc` and `_bool_text`), written to CSV in
+        the database connection's greenlet and handed over through a two-chunk queue: no Row objects
+        on the hot path, fetching overlaps sending, and memory stays flat whatever the size."""
+        query = self._query(what, scope, since, until).execution_options(stream_results=True)
         names = [c.name for c in query.selected_columns]
-        writer.writerow(names)
-        yield ("\ufeff" + buffer.getvalue()).encode()
-        raw_times = {"measured_at", "created_at", "acked_at", "linked_at", "last_contact_at"}
-        convert = [(i, _iso_utc if name in raw_times else _safe_text) for i, name in enumerate(names)
-                   if name in raw_times or name in FREE_TEXT]
-        async with self._sessions() as session:
-            # Core rows on the session's connection: no ORM loading layer on the hot path.
-            result = await (await session.connection()).stream(query)
-            async for partition in result.partitions(BATCH):
-                buffer.seek(0)
-                buffer.truncate()
-                if convert:
-                    rows = []
-                    for row in partition:
-                        values = list(row)
-                        for i, fn in convert:
-                            values[i] = fn(values[i])
-                        rows.append(values)
+        convert = [i for i, name in enumerate(names) if name in FREE_TEXT]
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=2)
+
+        def produce(connection: Connection) -> None:
+            try:
+                buffer = io.StringIO()
+                writer = csv.writer(buffer)
+                writer.writerow(names)
+                await_only(chunks.put(("\ufeff" + buffer.getvalue()).encode()))
+                result = connection.execute(query)
+                # Opening a server-side cursor, SQLAlchemy already read its first row: take that one
+                # through the result, the rest straight from the DB-API cursor.
+                cursor = result.cursor
+                rows: list[Any] = [tuple(row) for row in result.fetchmany(1)] + cursor.fetchmany(BATCH - 1)
+                while rows:
+                    buffer.seek(0)
+                    buffer.truncate()
+                    if convert:
+                        rows = [list(row) for row in rows]
+                        for values in rows:
+                            for i in convert:
+                                values[i] = _safe_text(values[i])
                     writer.writerows(rows)
-                else:
-                    writer.writerows(partition)
-                yield buffer.getvalue().encode()
+                    await_only(chunks.put(buffer.getvalue().encode()))
+                    rows = cursor.fetchmany(BATCH)
+                result.close()
+            finally:
+                if not abandoned.is_set():
+                    await_only(chunks.put(None))  # the end (or an error, re-raised by `await task`)
+
+        abandoned = asyncio.Event()
+        async with self._sessions() as session:
+            connection = await session.connection()
+            task = asyncio.ensure_future(connection.run_sync(produce))
+            try:
+                while (chunk := await chunks.get()) is not None:
+                    yield chunk
+                await task
+            finally:
+                if not task.done():  # the client went away mid-export
+                    abandoned.set()
+                    task.cancel()
+                    await asyncio.wait([task])
 
     async def fhir_bundle(self, scope: Scope, patient_id: int | None = None, since: datetime | None = None,
                           until: datetime | None = None) -> dict[str, Any]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, case, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock
@@ -31,6 +32,8 @@ class PanelRow:
     last_reading_at: datetime | None
     last_in_target: bool | None
     rank: int
+    away_since: datetime | None = None  # lives away from home: follow-ups in the chat (issue 10)
+    last_contact_at: datetime | None = None  # when the team last reached them (follow-up, call, chat answers)
 
     @property
     def status(self) -> str:
@@ -80,64 +83,71 @@ class PanelService:
 
     async def panel(self, doctor_id: int, *, page: int = 0, per_page: int = 10, condition: str | None = None,
                     risk: str | None = None, search: str | None = None) -> PanelPage:
+        """One page of the panel, ranked and paged by the database (issue 8).
+
+        Each patient's latest reading and open-alert count are correlated subqueries that seek the
+        (patient_id, measured_at) / (patient_id, rule, status) indexes once per patient, the rank is a
+        CASE, and window sums give the totals, so only `per_page` rows ever reach Python."""
         now = self._clock.now()
-        today = now.date()
+        page = max(page, 0)
         async with self._sessions() as session:
-            base = (
-                select(User.id, User.display_name, User.first_name, PatientProfile.conditions, PatientProfile.risk,
-                       PatientProfile.next_followup_due)
-                .join(PatientProfile, PatientProfile.user_id == User.id)
-                .where(or_(PatientProfile.team_id.in_(self._team_ids(doctor_id)),
-                           PatientProfile.doctor_id == doctor_id))
-            )
-            if condition:
-                base = base.where(PatientProfile.conditions.contains(condition))
-            if risk:
-                base = base.where(PatientProfile.risk == risk)
-            if search:
-                base = base.where(User.display_name.ilike(f"%{search}%"))
-            patients = (await session.execute(base)).all()
-            ids = [p.id for p in patients]
-            alerts: dict[int, int] = {}
-            last: dict[int, tuple[datetime, bool | None]] = {}
-            silent: dict[int, datetime] = {}
-            for chunk in (ids[i:i + 1000] for i in range(0, len(ids), 1000)):
-                alerts.update(dict((await session.execute(
-                    select(Alert.patient_id, func.count(Alert.id))
-                    .where(Alert.patient_id.in_(chunk), Alert.status == "open").group_by(Alert.patient_id))).all()))
-                latest = (
-                    select(Reading.patient_id, func.max(Reading.measured_at).label("at"))
-                    .where(Reading.patient_id.in_(chunk), Reading.kind.in_(("bp", "glucose")))
-                    .group_by(Reading.patient_id).subquery()
-                )
-                for pid, at, in_target in (await session.execute(
-                    select(Reading.patient_id, Reading.measured_at, Reading.in_target).join(
-                        latest, and_(Reading.patient_id == latest.c.patient_id, Reading.measured_at == latest.c.at)))
-                ).all():
-                    last[pid] = (at, in_target)
-                # Reminders mark a patient silent after a second missed reading rhythm (issue 6).
-                silent.update(dict((await session.execute(select(ReminderPrefs.user_id, ReminderPrefs.silent_since)
-                                    .where(ReminderPrefs.user_id.in_(chunk),
-                                           ReminderPrefs.silent_since.is_not(None)))).all()))
-        rows = []
-        for p in patients:
-            at, in_target = last.get(p.id, (None, None))
-            n_alerts = alerts.get(p.id, 0)
-            if n_alerts:
-                rank = 0
-            elif p.next_followup_due is not None and p.next_followup_due < today:
-                rank = 1
-            elif in_target is False:
-                rank = 2
-            elif at is None or now - at > SILENT_AFTER or (p.id in silent and at < silent[p.id]):
-                rank = 3
-            else:
-                rank = 4
-            rows.append(PanelRow(p.id, p.display_name or p.first_name,
-                                 frozenset(c for c in p.conditions.split(",") if c), p.risk, n_alerts,
-                                 p.next_followup_due, at, in_target, rank))
-        rows.sort(key=lambda r: (r.rank, -r.open_alerts, r.next_followup_due or date.max, r.name, r.patient_id))
-        counts = {label: sum(1 for r in rows if r.rank == i) for i, label in enumerate(RANK_LABELS)}
-        pages = max(1, -(-len(rows) // per_page))
-        page = min(max(page, 0), pages - 1)
-        return PanelPage(rows[page * per_page:(page + 1) * per_page], len(rows), counts, page, pages)
+            query = self._ranked(session, doctor_id, now, condition, risk, search)
+            rows = (await session.execute(query.limit(per_page).offset(page * per_page))).all()
+            if not rows and page > 0:  # past the end: show the last page
+                total = (await session.execute(query.limit(1))).first()
+                last = max(0, -(-int(total.total) // per_page) - 1) if total else 0
+                rows = (await session.execute(query.limit(per_page).offset(last * per_page))).all()
+        total = int(rows[0].total) if rows else 0
+        counts = {label: int(getattr(rows[0], f"n_{label}")) if rows else 0 for label in RANK_LABELS}
+        pages = max(1, -(-total // per_page))
+        page = min(page, pages - 1)
+        return PanelPage([PanelRow(r.id, r.name, frozenset(c for c in r.conditions.split(",") if c), r.risk,
+                                   int(r.alerts), r.due, r.at, r.in_target, int(r.rank), r.away_since,
+                                   r.last_contact) for r in rows],
+                         total, counts, page, pages)
+
+    def _ranked(self, session: AsyncSession, doctor_id: int, now: datetime, condition: str | None,
+                risk: str | None, search: str | None) -> Select[Any]:
+        """The doctor's patients with rank and sort keys, ordered (urgent first), with window totals."""
+        mine = PatientProfile.user_id
+        latest = (select(Reading.measured_at, Reading.in_target)
+                  .where(Reading.patient_id == mine, Reading.kind.in_(("bp", "glucose")))
+                  .order_by(Reading.measured_at.desc()).limit(1).correlate(PatientProfile))
+        name = case((User.display_name != "", User.display_name), else_=User.first_name)
+        base = (
+            select(User.id.label("id"), name.label("name"), PatientProfile.conditions.label("conditions"),
+                   PatientProfile.risk.label("risk"), PatientProfile.next_followup_due.label("due"),
+                   latest.with_only_columns(Reading.measured_at).scalar_subquery().label("at"),
+                   latest.with_only_columns(Reading.in_target).scalar_subquery().label("in_target"),
+                   select(func.count()).where(Alert.patient_id == mine, Alert.status == "open")
+                   .scalar_subquery().label("alerts"),
+                   ReminderPrefs.silent_since.label("silent_since"),
+                   PatientProfile.away_since.label("away_since"), PatientProfile.last_contact_at.label("last_contact"))
+            .join(PatientProfile, PatientProfile.user_id == User.id)
+            .outerjoin(ReminderPrefs, ReminderPrefs.user_id == User.id)
+            .where(or_(PatientProfile.team_id.in_(self._team_ids(doctor_id)),
+                       PatientProfile.doctor_id == doctor_id))
+        )
+        if condition:
+            base = base.where(PatientProfile.conditions.contains(condition))
+        if risk:
+            base = base.where(PatientProfile.risk == risk)
+        if search:
+            base = base.where(User.display_name.ilike(f"%{search}%"))
+        # Materialized, so each correlated subquery runs once per patient, not once per reference.
+        p = base.cte("panel_facts").prefix_with("MATERIALIZED")
+        rank = case(
+            (p.c.alerts > 0, 0),
+            (and_(p.c.due.is_not(None), p.c.due < now.date()), 1),
+            (p.c.in_target == false(), 2),
+            (or_(p.c.at.is_(None), p.c.at < now - SILENT_AFTER,
+                 and_(p.c.silent_since.is_not(None), p.c.at < p.c.silent_since)), 3),
+            else_=4,
+        )
+        r = select(p, rank.label("rank")).subquery("ranked")
+        # Python's order (code points), whatever the database's default collation is.
+        sort_name = r.c.name.collate("C") if session.bind.dialect.name == "postgresql" else r.c.name
+        return (select(r, func.count().over().label("total"),
+                       *(func.sum(case((r.c.rank == i, 1), else_=0)).over().label(f"n_{label}")
+                         for i, label in enumerate(RANK_LABELS)))
+                .order_by(r.c.rank, r.c.alerts.desc(), r.c.due.is_(None), r.c.due, sort_name, r.c.id))

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import raiseload
 
 from bot import clinical
 from bot.services.alerts import AlertOutcome, AlertService
@@ -62,6 +63,31 @@ class RecordResult:
     advice: tuple[str, ...] = field(default_factory=tuple)
 
 
+# The hot path's statements, built once (a prebuilt statement keeps its SQLAlchemy cache key).
+_PATIENT = (select(User, PatientProfile).outerjoin(PatientProfile, PatientProfile.user_id == User.id)
+            .where(User.id == bindparam("patient_id")).options(raiseload(User.roles)))
+_AVERAGE = select(
+    func.count(Reading.id), func.avg(Reading.systolic), func.avg(Reading.diastolic), func.avg(Reading.mmol)
+).where(
+    Reading.patient_id == bindparam("patient_id"),
+    Reading.kind == bindparam("kind"),
+    Reading.measured_at >= bindparam("since"),
+    Reading.measured_at <= bindparam("before"),
+    Reading.id != bindparam("exclude_id"),
+)
+_COLUMNS = ("patient_id", "entered_by", "kind", "systolic", "diastolic", "pulse", "mmol", "context", "meter", "kg",
+            "arm", "posture", "symptoms", "category", "urgent", "in_target", "measured_at", "created_at",
+            "source_update_id", "seq")
+# INSERT .. ON CONFLICT (source_update_id, seq) DO NOTHING RETURNING id: the same text on SQLite
+# (>= 3.35) and PostgreSQL. Written as text() because SQLAlchemy's dialect INSERT constructs are
+# never compile-cached; a NULL source update never conflicts, so such readings always insert.
+_INSERT = text(
+    f"INSERT INTO readings ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
+    "ON CONFLICT (source_update_id, seq) DO NOTHING RETURNING id"
+).bindparams(*(bindparam(c, type_=Reading.__table__.c[c].type) for c in _COLUMNS)).columns(
+    Reading.__table__.c.id)
+
+
 class ReadingService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, alerts: AlertService):
         self._sessions = sessions
@@ -95,43 +121,46 @@ class ReadingService:
     ) -> RecordResult:
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            patient = await session.get(User, patient_id)
+            # Hot path (issue 4): patient and profile in one SELECT, the reading in one
+            # INSERT .. ON CONFLICT DO NOTHING RETURNING id (the unique source update makes a
+            # redelivery a no-op), the 7-day average in one SELECT.
+            found = (await session.execute(_PATIENT, {"patient_id": patient_id})).first()
+            patient, profile = found if found is not None else (None, None)
             if patient is None or patient.consent_at is None:
                 raise PermissionError("no consent: clinical data is not stored for this user")
-            profile = await session.get(PatientProfile, patient_id)
             age = age_of(profile, now)
             assessment = clinical.assess(reading, targets_for(profile, age), age=age, symptoms=symptoms)
-            if source_update_id is not None:
+            values: dict[str, Any] = {
+                "patient_id": patient_id,
+                "entered_by": entered_by or patient_id,
+                "kind": reading.kind,
+                "systolic": reading.systolic,
+                "diastolic": reading.diastolic,
+                "pulse": reading.pulse,
+                "mmol": reading.mmol,
+                "context": reading.context,
+                "meter": reading.meter,
+                "kg": reading.kg,
+                "arm": reading.arm,
+                "posture": reading.posture,
+                "symptoms": ",".join(sorted(symptoms)),
+                "category": assessment.category,
+                "urgent": assessment.urgent,
+                "in_target": assessment.in_target,
+                "measured_at": measured_at or now,
+                "created_at": now,
+                "source_update_id": source_update_id,
+                "seq": seq,
+            }
+            new_id = await session.scalar(_INSERT, values)
+            if new_id is None:  # this update was recorded before (a replay after a crash)
                 existing = await session.scalar(
                     select(Reading).where(Reading.source_update_id == source_update_id, Reading.seq == seq)
                 )
-                if existing is not None:
-                    average = await self._average(session, patient_id, reading.kind, existing.measured_at, existing.id)
-                    return RecordResult(existing.id, assessment, True, average)
-            row = Reading(
-                patient_id=patient_id,
-                entered_by=entered_by or patient_id,
-                kind=reading.kind,
-                systolic=reading.systolic,
-                diastolic=reading.diastolic,
-                pulse=reading.pulse,
-                mmol=reading.mmol,
-                context=reading.context,
-                meter=reading.meter,
-                kg=reading.kg,
-                arm=reading.arm,
-                posture=reading.posture,
-                symptoms=",".join(sorted(symptoms)),
-                category=assessment.category,
-                urgent=assessment.urgent,
-                in_target=assessment.in_target,
-                measured_at=measured_at or now,
-                created_at=now,
-                source_update_id=source_update_id,
-                seq=seq,
-            )
-            session.add(row)
-            await session.flush()
+                assert existing is not None
+                average = await self._average(session, patient_id, reading.kind, existing.measured_at, existing.id)
+                return RecordResult(existing.id, assessment, True, average)
+            row = Reading(id=new_id, **values)  # a plain value for the alert text; already stored
             average = await self._average(session, patient_id, reading.kind, row.measured_at, row.id)
             alert = None
             if assessment.alert_rule:
@@ -141,17 +170,9 @@ class ReadingService:
     async def _average(
         self, session: AsyncSession, patient_id: int, kind: str, before: datetime, exclude_id: int
     ) -> Average:
-        since = before - timedelta(days=7)
-        query = select(
-            func.count(Reading.id), func.avg(Reading.systolic), func.avg(Reading.diastolic), func.avg(Reading.mmol)
-        ).where(
-            Reading.patient_id == patient_id,
-            Reading.kind == kind,
-            Reading.measured_at >= since,
-            Reading.measured_at <= before,
-            Reading.id != exclude_id,
-        )
-        count, sys_avg, dia_avg, mmol_avg = (await session.execute(query)).one()
+        count, sys_avg, dia_avg, mmol_avg = (await session.execute(_AVERAGE, {
+            "patient_id": patient_id, "kind": kind, "since": before - timedelta(days=7), "before": before,
+            "exclude_id": exclude_id})).one()
         return Average(int(count or 0), _f(sys_avg), _f(dia_avg), _f(mmol_avg))
 
     async def add_symptoms(self, patient_id: int, reading_id: int, symptoms: frozenset[str]) -> RecordResult | None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -49,6 +49,7 @@ from bot.services.clock import Clock
 from bot.services.db import with_retry
 from bot.services.education import EducationService
 from bot.services.panel import PanelService
+from bot.services.reminder_enqueue import LightEnqueue
 from bot.services.summaries import (
     doctor_digest,
     last_readings,
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 
 LIGHT_KINDS = ("bp", "glucose", "medicine")
 HEAVY_KINDS = ("tip", "nudge", "lesson", "weekly", "digest")
-LIGHT_BATCH = 2000
+LIGHT_BATCH = 20_000  # rows per transaction; each batch is 3-4 statements whatever its size
 HEAVY_BATCH = 10
 HEAVY_BATCHES_PER_TICK = 5
 SNOOZE = timedelta(minutes=30)
@@ -100,8 +101,11 @@ class Prefs:
     tip_at: time | None = None
 
 
+REMINDER_LABELS = (_("Done"), _("Snooze 30 min"), _("Skip"))
+
+
 def reminder_buttons(t: Any, origin_id: int) -> list[list[list[str]]]:
-    done, snooze, skip = t("Done"), t("Snooze 30 min"), t("Skip")
+    done, snooze, skip = (t(label) for label in REMINDER_LABELS)
     return [[[done, f"rm:done:{origin_id}"], [snooze, f"rm:snz:{origin_id}"], [skip, f"rm:skip:{origin_id}"]]]
 
 
@@ -120,6 +124,7 @@ class ReminderService:
         self._education = education
         self._postgres = postgres
         self._last_ensure: datetime | None = None
+        self._enqueue = LightEnqueue(postgres, REMINDER_TEXT, REMINDER_LABELS, LIGHT_KINDS)
 
     # --- the person's settings -------------------------------------------------------------
     async def list(self, user_id: int) -> list[tuple[Reminder, Medicine | None]]:
@@ -274,55 +279,14 @@ class ReminderService:
         await session.execute(stmt, rows)
 
     async def _light_batch(self, now: datetime) -> tuple[int, bool]:
+        """One set-based batch (bot.services.reminder_enqueue): claim, INSERT ... SELECT, advance."""
         async with self._sessions.begin() as session:
-            rows = list(await session.scalars(self._claim(LIGHT_KINDS, now, LIGHT_BATCH)))
-            if not rows:
+            claimed = await self._enqueue.claim(session, now, LIGHT_BATCH)
+            if not claimed.ids:
                 return 0, False
-            user_ids = list({r.user_id for r in rows})
-            users = {u.id: u for u in (await session.execute(
-                select(User.id, User.chat_id, User.language, User.timezone, User.unreachable_at)
-                .where(User.id.in_(user_ids)))).all()}
-            quiet = {p.user_id: (p.quiet_start, p.quiet_end) for p in (await session.execute(
-                select(ReminderPrefs.user_id, ReminderPrefs.quiet_start, ReminderPrefs.quiet_end)
-                .where(ReminderPrefs.user_id.in_(user_ids)))).all()}
-            med_ids = list({r.medicine_id for r in rows if r.medicine_id})
-            medicines = {m.id: m for m in (await session.execute(
-                select(Medicine.id, Medicine.name, Medicine.dose, Medicine.active)
-                .where(Medicine.id.in_(med_ids)))).all()} if med_ids else {}
-            outbox: list[dict[str, Any]] = []
-            advance: list[dict[str, Any]] = []
-            finished: list[int] = []
-            for row in rows:
-                user = users.get(row.user_id)
-                due = row.next_due_at
-                medicine = medicines.get(row.medicine_id) if row.medicine_id else None
-                tz = user.timezone if user else row.tz
-                send = (user is not None and user.chat_id is not None and user.unreachable_at is None
-                        and (row.one_off or row.tz == user.timezone) and not is_too_late(due, now)
-                        and not in_quiet_hours(now, tz, *_quiet(quiet.get(row.user_id)))
-                        and (row.kind != "medicine" or (medicine is not None and medicine.active)))
-                if send:
-                    assert user is not None
-                    t = translator(user.language)
-                    template = REMINDER_TEXT[row.kind]
-                    name = f"{medicine.name} {medicine.dose}".strip() if medicine else ""
-                    origin = int((row.payload or {}).get("origin", row.id))
-                    outbox.append({"kind": "reminder", "recipient_id": row.user_id, "chat_id": user.chat_id,
-                                   "payload": {"text": t(template, name=name),
-                                               "buttons": reminder_buttons(t, origin)},
-                                   "dedupe_key": f"rem:{row.id}:{due.isoformat()}", "next_attempt_at": now,
-                                   "created_at": now})
-                if row.one_off:
-                    finished.append(row.id)
-                    continue
-                nxt = next_occurrence(times_from_str(row.times), weekdays_from_str(row.weekdays), tz, now)
-                advance.append({"id": row.id, "next_due_at": nxt, "tz": tz})
-            await self._insert_outbox(session, outbox)
-            if advance:
-                await session.execute(update(Reminder), advance)
-            if finished:
-                await session.execute(delete(Reminder).where(Reminder.id.in_(finished)))
-            return len(outbox), len(rows) == LIGHT_BATCH
+            queued = await self._enqueue.enqueue(session, claimed, now)
+            await self._enqueue.advance(session, claimed, now)
+            return queued, len(claimed.ids) == LIGHT_BATCH
 
     async def _heavy_batch(self, now: datetime) -> tuple[int, bool]:
         queued = 0

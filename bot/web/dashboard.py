@@ -25,10 +25,13 @@ from bot.services.alerts import ACTION_LABELS
 from bot.services.charts import render_history
 from bot.services.dashboard import DashboardService
 from bot.services.exports import WHAT
-from bot.services.followups import OUTCOMES, WAYS
+from bot.services.followups import OUTCOMES, WAYS, form_from_fields
 from bot.services.indicators import Scope, day_start
+from bot.services.questions import TROUBLE_TEAM_LABELS
 from bot.services.readings import age_of, targets_for
 from bot.web.auth import COOKIE_NAME, SESSION_VALID, DashboardSession
+from bot.web.plans import add_plan_routes
+from bot.web.questions import add_question_routes
 from content.i18n import Translator, translator
 from content.render import category_text
 from storage.models import User
@@ -192,6 +195,7 @@ def add_dashboard_routes(web_app: web.Application, app_ref: dict[str, Any]) -> N
 
     @page(post=True)
     async def logout(request: web.Request, ctx: Ctx) -> web.StreamResponse:
+        await ctx.services.dashboard.revoke(ctx.session)  # the cookie is useless from now on, even if copied
         await ctx.dash.audit(ctx.doctor.id, "logout", "/dashboard/logout")
         response = render(request, None, "message.html", message_key="logged_out")
         response.del_cookie(COOKIE_NAME, path="/dashboard")
@@ -214,7 +218,11 @@ def add_dashboard_routes(web_app: web.Application, app_ref: dict[str, Any]) -> N
                                                 search=search or None)
         await ctx.dash.audit(ctx.doctor.id, "page", "/dashboard/", detail=f"page {result.page + 1}")
         return render(request, ctx, "panel.html", result=result, condition=condition, risk=risk, search=search,
-                      status_labels=STATUS_LABELS, active="panel")
+                      status_labels=STATUS_LABELS, active="panel",
+                      to_call=await ctx.services.chat_followups.to_call(ctx.doctor.id),  # issue 10
+                      troubles=await ctx.services.questions.troubles_for(r.patient_id for r in result.rows),
+                      trouble_labels=TROUBLE_TEAM_LABELS,
+                      waiting=await ctx.services.questions.open_count(ctx.doctor.id))
 
     # ---- patient --------------------------------------------------------------------------------
     @page()
@@ -237,7 +245,9 @@ def add_dashboard_routes(web_app: web.Application, app_ref: dict[str, Any]) -> N
             adherence=(taken, total), targets=targets_for(profile, age_of(profile, now)), age=age_of(profile, now),
             quiz=await ctx.dash.quiz_results(user.id), ways=WAYS, outcomes=OUTCOMES, way_labels=WAY_LABELS,
             outcome_labels=OUTCOME_LABELS, action_labels=ACTION_LABELS, today=ctx.today().isoformat(),
-            saved=request.query.get("saved"), active="panel")
+            saved=request.query.get("saved"), active="panel",
+            questions=await s.questions.of_patient(user.id), troubles=await s.questions.troubles(user.id),
+            trouble_labels=TROUBLE_TEAM_LABELS)
 
     @page()
     async def patient_chart(request: web.Request, ctx: Ctx) -> web.StreamResponse:
@@ -276,7 +286,8 @@ def add_dashboard_routes(web_app: web.Application, app_ref: dict[str, Any]) -> N
             ctx.doctor.id, found[0].id, way=way, outcome=outcome, visit_date=visit,
             systolic=number("systolic"), diastolic=number("diastolic"), fasting_mmol=number("fasting_mmol", float),
             weight_kg=number("weight_kg", float), medication_change=str(form.get("medication_change", ""))[:512],
-            details={"note": str(form.get("note", ""))[:1000], "source": "dashboard"})
+            details={"note": str(form.get("note", ""))[:1000], "source": "dashboard"},
+            form=form_from_fields(form), source="dashboard")  # every field of the NBPHS-3 form (issue 10)
         if result is None:
             return not_found(request, ctx)
         await ctx.dash.audit(ctx.doctor.id, "followup", f"/dashboard/patient/{found[0].id}",
@@ -433,6 +444,8 @@ def add_dashboard_routes(web_app: web.Application, app_ref: dict[str, Any]) -> N
     r.add_get("/dashboard/audit", audit)
     r.add_get("/dashboard/export/fhir.json", export_fhir)
     r.add_get("/dashboard/export/{what}.csv", export_csv)
+    add_plan_routes(web_app, page, render, team_patient, not_found)  # the care plan form (bot/web/plans.py)
+    add_question_routes(web_app, page, render, not_found)  # questions to the team (bot/web/questions.py)
     r.add_static("/dashboard/static/", HERE / "static")
 
 

@@ -4,7 +4,7 @@ Every message the code marks (`_`, `t`, `tr`, `n`) must have a Simplified Chines
 every translation must keep the `{placeholders}` of its English msgid, or `.format()` breaks at run
 time. After changing user-facing text in the code, refresh the catalogues:
 
-    .venv/bin/pybabel extract -F babel.cfg -k _ -k t -k tr -k "n:1,2" --no-location \
+    .venv/bin/pybabel extract -F babel.cfg -k _ -k t -k tr -k ct -k "n:1,2" --no-location \
         --sort-output -o content/locales/messages.pot bot dialogs content
     .venv/bin/pybabel update -i content/locales/messages.pot -d content/locales -D messages \
         --no-fuzzy-matching
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCALES = ROOT / "content" / "locales"
 SOURCE_DIRS = ("bot", "dialogs", "content")
 # The same keywords as the `pybabel extract` command above (`-k` adds to Babel's defaults).
-KEYWORDS = {**DEFAULT_KEYWORDS, "_": None, "t": None, "tr": None, "n": (1, 2)}
+KEYWORDS = {**DEFAULT_KEYWORDS, "_": None, "t": None, "tr": None, "ct": None, "n": (1, 2)}
 
 
 def _po(language: str) -> Catalog:

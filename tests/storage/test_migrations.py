@@ -34,3 +34,13 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> Non
             assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
     finally:
         await engine.dispose()
+
+
+def test_migrations_have_one_head() -> None:
+    """Parallel feature branches must be joined by a merge revision before they land, so every
+    deployment (and `carecircle migrate` run while old processes serve) reaches the same schema."""
+    from alembic.script import ScriptDirectory
+
+    from storage.migrate import alembic_config
+
+    assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
