@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: run sandbox test test-fast bench lint migrate messages clean postgres browser
+.PHONY: run sandbox test test-fast bench lint migrate messages clean postgres browser fonts
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ migrate: $(STAMP) messages
 	$(VENV)/bin/carecircle migrate
 
 ## make run: with TELEGRAM_BOT_TOKEN unset starts the sandbox (fake Telegram + web chat on :8080)
-run: migrate
+run: migrate fonts
 	$(VENV)/bin/carecircle run
 
 sandbox: $(STAMP) messages
@@ -40,7 +40,18 @@ browser:
 	  echo "installing chromium"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) messages postgres browser
+# A font that draws Chinese, for the plan card and charts (Debian's small WenQuanYi Micro Hei).
+# Without one they fall back to English labels. matplotlib caches its font list: drop the cache.
+fonts:
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing a Chinese font"; \
+	    apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1 || \
+	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null; }; \
+	    rm -rf $${HOME}/.cache/matplotlib; \
+	  else echo "no Chinese font: install fonts-wqy-microhei (or any CJK font) for Chinese plan cards"; fi; }
+
+test: $(STAMP) messages postgres browser fonts
 	$(VENV)/bin/ruff check .
 	CARECIRCLE_TEST_PG=$(PG_URL) $(VENV)/bin/pytest -q -p no:cacheprovider -n 4
 

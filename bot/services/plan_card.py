@@ -75,7 +75,9 @@ def _render(plan: CarePlan, language: str, name: str) -> bytes:
     for text, size, colour in lines:
         y -= size * 1.7 / 72 / fig.get_figheight()
         kwargs = {"fontfamily": [font, "DejaVu Sans"]} if font else {}
-        fig.text(0.05, y, text, fontsize=size, color=colour, weight="bold" if size >= 24 else "normal", **kwargs)
+        # CJK fonts usually ship one weight; asking for bold only makes matplotlib log a warning per line
+        bold = size >= 24 and font is None
+        fig.text(0.05, y, text, fontsize=size, color=colour, weight="bold" if bold else "normal", **kwargs)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", facecolor=fig.get_facecolor())
     return buf.getvalue()
