@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy import select
 
 from bot.app import CareCircle
@@ -120,21 +118,19 @@ async def test_feedback_is_stored_and_a_forged_feedback_button_changes_nothing(t
     await other.next_message()
     await u.send("/tips")
     tip_message = await u.next_message()
-    await u.press("👍 Helpful")
+    helpful = await u.press("👍 Helpful")
     edit = await u.next_edit()
     assert edit.buttons == ["Another"]
-    await asyncio.sleep(0.1)
-    assert u.callback_answers[-1] == "Thank you for telling me."
+    assert await u.answer_to(helpful) == "Thank you for telling me."
     await u.press("Another")
     await u.next_edit()
     await u.press("👎 Not helpful")
     await u.next_edit()
     assert [v.feedback for v in await _views(app, u)] == ["helpful", "not_helpful"]
     foreign = (await _views(app, other))[0]
-    await u.press_data(tip_message.message_id, f"tp:fb:{foreign.id}:0")
-    await u.press_data(tip_message.message_id, "tp:fb:abc:1")
-    await asyncio.sleep(0.3)
-    assert u.callback_answers[-2:] == ["This button has expired.", "This button has expired."]
+    presses = [await u.press_data(tip_message.message_id, f"tp:fb:{foreign.id}:0"),
+               await u.press_data(tip_message.message_id, "tp:fb:abc:1")]
+    assert [await u.answer_to(q) for q in presses] == ["This button has expired.", "This button has expired."]
     assert (await _views(app, other))[0].feedback is None
 
 
@@ -290,9 +286,7 @@ async def test_forged_quiz_callbacks_change_nothing(tg: FakeTelegram, app: CareC
     quiz = default_catalog().quiz("quiz-salt")
     await u.send("/quiz")
     menu = await u.next_message()
-    await u.press_data(menu.message_id, "qz:start:quiz-nope")
-    await asyncio.sleep(0.2)
-    assert u.callback_answers[-1] == "Not found."
+    assert await u.answer_to(await u.press_data(menu.message_id, "qz:start:quiz-nope")) == "Not found."
     await u.press_data(menu.message_id, "qz:start:quiz-salt")  # any message may start a quiz
     first = await u.next_message()
     question_label, data = first.inline[0][0]
@@ -300,20 +294,17 @@ async def test_forged_quiz_callbacks_change_nothing(tg: FakeTelegram, app: CareC
     token = data.split(":")[2]
     forged = [f"qz:a:{token}:1:0", f"qz:a:{token}:0:9", f"qz:a:deadbeef:0:{quiz.questions[0].answer}",
               f"qz:a:{token}:0", "qz:a:::"]
-    for item in forged:
-        await u.press_data(first.message_id, item)
+    presses = [await u.press_data(first.message_id, item) for item in forged]
     await mallory.send("/tips")
     own = await mallory.next_message()
-    await mallory.press_data(own.message_id, data)  # another user's button data
-    await asyncio.sleep(0.4)
-    assert u.callback_answers[-len(forged):] == ["This button has expired."] * len(forged)
-    assert mallory.callback_answers[-1] == "This button has expired."
+    stolen = await mallory.press_data(own.message_id, data)  # another user's button data
+    assert [await u.answer_to(q) for q in presses] == ["This button has expired."] * len(forged)
+    assert await mallory.answer_to(stolen) == "This button has expired."
     # the real attempt is untouched: question 1 still waits, and a press answers it once only
     await u.press(question_label, message_id=first.message_id)
     assert "Your answer" in (await u.next_edit()).text
     assert "question 2 of" in (await u.next_message()).text
-    await u.press_data(first.message_id, data)  # the same button again
-    await asyncio.sleep(0.3)
-    assert u.callback_answers[-1] == "This button has expired."
+    again = await u.press_data(first.message_id, data)  # the same button again
+    assert await u.answer_to(again) == "This button has expired."
     async with app.services.sessions() as session:
         assert list(await session.scalars(select(QuizAttempt))) == []

@@ -245,6 +245,19 @@ class SimUser(_Conversation):
             return None
         raise AssertionError(f"{self!r}: no button {label!r}. Available: {self._available_buttons()}")
 
+    async def answer_to(self, query_id: str | None, timeout: float = 5.0) -> str:
+        """The text the bot answered to one button press, waiting for it (under load the answer
+        comes late, so reading the newest answer after a fixed sleep would read an older one)."""
+        assert query_id is not None, "a reply-keyboard press has no callback answer"
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for answer in self.callback_answer_details:
+                if answer.query_id == query_id:
+                    return answer.text or ""
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{self!r}: no answer to button press {query_id} within {timeout} s")
+            await asyncio.sleep(0.02)
+
     async def press_data(self, message_id: int, data: str) -> str:
         """Send a callback query with arbitrary (even forged) ``data`` for ``message_id``; returns its id."""
         self._check_can_act()
