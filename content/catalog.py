@@ -21,6 +21,8 @@ Tip selection (``Catalog.tips_for`` / ``Catalog.next_tip``):
   profile (age, BMI, insulin/sulfonylurea, smoker, caregiver-only); 3 general.  Inside a tier tips
   are interleaved by topic (the 1st tip of every topic, then the 2nd, ...), so consecutive tips vary.
   Everything is a pure function of (catalogue, context, seen): deterministic.
+* A care plan's goals that are not met (``TipContext.plan_topics``, issue 10) come right after tier 0:
+  every fitting tip of those topics (by tier) before the other tiers.
 * ``next_tip`` returns the first fitting tip whose id is not in ``seen``.  When every fitting tip
   has been seen it starts the round again by returning the best fitting tip (ignoring ``seen``);
   the caller is expected to reset its ``seen`` set to ``{that tip's id}``.  ``None`` only when no
@@ -283,9 +285,11 @@ class TipContext:
     takes_insulin_or_su: bool = False
     smoker: bool = False
     is_caregiver: bool = False
+    plan_topics: frozenset[str] = frozenset()  # topics of the care plan's goals not met (issue 10)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conditions", frozenset(self.conditions))
+        object.__setattr__(self, "plan_topics", frozenset(self.plan_topics))
         if self.month is not None and not 1 <= self.month <= 12:
             raise ValueError(f"month must be 1-12, got {self.month}")
 
@@ -330,7 +334,8 @@ class Catalog:
             if lang in t.text and _fits(t, ctx) and (exercise_ok or not t.is_exercise)
         ]
         topic_index = {t: i for i, t in enumerate(TOPICS)}
-        return sorted(fitting, key=lambda t: (_tier(t, ctx), t.order, topic_index[t.topic], t.id))
+        return sorted(fitting, key=lambda t: (_plan_rank(t, ctx), _tier(t, ctx), t.order, topic_index[t.topic],
+                                              t.id))
 
     def tips_for(
         self, profile: TipContext, seen: Iterable[str] = (), lang: str | None = DEFAULT_LANG
@@ -400,6 +405,14 @@ def _season_fits(tip: Tip, ctx: TipContext) -> bool:
 
 def _fits(tip: Tip, ctx: TipContext) -> bool:
     return _audience_fits(tip, ctx) and _when_fits(tip.when, ctx) and _season_fits(tip, ctx)
+
+
+def _plan_rank(tip: Tip, ctx: TipContext) -> int:
+    """Reading-based tips stay first (they answer what is happening now); then the topics of the care
+    plan's goals that are not met; then the rest. Without plan topics the order is the tiers' alone."""
+    if _tier(tip, ctx) == 0:
+        return 0
+    return 1 if tip.topic in ctx.plan_topics else 2
 
 
 def _tier(tip: Tip, ctx: TipContext) -> int:

@@ -41,6 +41,10 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         "/cancel — " + t("Stop what we are doing"),
         t("In an emergency call 120."),
     ]
+    if w.user.has_role("doctor"):  # the care team's main tool (issue 10); the other doctor commands are in /patient
+        lines.insert(-1, "/plan <number> — " + t("Set a patient's care plan"))
+    else:
+        lines.insert(2, "/plan — " + t("My care plan and plan card"))
     await reply(update, "\n".join(lines), reply_markup=main_menu(t) if w.onboarded else None)
 
 

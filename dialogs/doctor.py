@@ -183,6 +183,7 @@ async def patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lines.append(t("Commands: /followup {id}  /target {id} 135/85  /risk {id} high  /msg {id} text", id=user.id))
     lines.append(t("Also: /away {id} on|off (lives away from home), /tocall (no answer to follow-up invitations)",
                    id=user.id))
+    lines.append(t("Care plan: /plan {id} (targets, medicines, goals, follow-up interval)", id=user.id))
     await reply(update, "\n".join(lines))
     await send_patient_chart(update, w, user.id, user.display_name or user.first_name, w.user.timezone)
 

@@ -25,11 +25,16 @@ def next_followup_due(
     urgent_since_last: bool = False,
     *,
     urgent_on: date | None = None,
+    plan_days: int | None = None,
 ) -> date:
     """Date the next follow-up is due.
 
     - standard risk: quarterly (90 days; "at least 4 a year");
     - high risk / severe: monthly (30 days);
+    - the patient's care plan interval (``plan_days``, issue 10) when there is a plan. The reference
+      gives the risk interval as a minimum frequency ("at least 4 a year", "severe monthly"), so the
+      plan may only bring the date forward: a plan of 14 days gives 14, a plan of 180 days for a
+      standard-risk patient still gives 90 (the risk interval is the upper bound);
     - after an unsatisfactory / adverse-reaction / complication follow-up, or an urgent referral since
       the last follow-up: within 2 weeks (BP-UNCONTROLLED; "after an urgent referral: within 2 weeks").
       When the urgent event's date is known (``urgent_on``) the 2 weeks count from it, otherwise from
@@ -37,6 +42,9 @@ def next_followup_due(
     """
     # clinical-reference: Follow-up rules (quarterly standard, monthly severe)
     days = th.FOLLOWUP_HIGH_RISK_DAYS if risk == "high" else th.FOLLOWUP_STANDARD_DAYS
+    # clinical-reference: Follow-up rules (at least quarterly / monthly): the plan can only shorten
+    if plan_days is not None and plan_days > 0:
+        days = min(days, plan_days)
     due = last_followup_date + timedelta(days=days)
     # clinical-reference: BP-UNCONTROLLED (recheck within 2 weeks)
     if last_outcome in _RECHECK_OUTCOMES:

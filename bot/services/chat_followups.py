@@ -572,6 +572,20 @@ class ChatFollowUpService:
         return [Draft(f, u.display_name or u.first_name, p.away_since is not None, FollowUpForm.of(f))
                 for f, u, p in rows]
 
+    async def patient_drafts(self, doctor_id: int, patient_id: int) -> list[Draft]:
+        """One patient's chat follow-ups waiting for confirmation (the dashboard's patient page); [] when
+        the patient is not in the doctor's teams."""
+        found = await self._panel.team_patient(doctor_id, patient_id)
+        if found is None:
+            return []
+        user, profile = found
+        async with self._sessions() as session:
+            rows = list(await session.scalars(select(FollowUp).where(
+                FollowUp.patient_id == patient_id, FollowUp.status == "draft", FollowUp.source == "chat")
+                .order_by(FollowUp.created_at, FollowUp.id)))
+        return [Draft(f, user.display_name or user.first_name, profile.away_since is not None, FollowUpForm.of(f))
+                for f in rows]
+
     async def to_call(self, doctor_id: int, limit: int = 50) -> list[ToCall]:
         """Patients of the doctor's teams who did not answer 2 invitations, longest waiting first."""
         async with self._sessions() as session:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot import clinical
 from bot.services.clock import Clock
 from bot.services.panel import PanelService
+from bot.services.plan_focus import current_plan
 from storage.chat_followup_models import OPEN_STATUSES, ChatFollowUp
 from storage.models import FollowUp, PatientProfile
 
@@ -157,7 +158,11 @@ class FollowUpService:
     async def _finish(self, session: AsyncSession, profile: PatientProfile, row: FollowUp, outcome: str,
                       when: date) -> FollowUpResult:
         """Shared by `record` and `confirm`: the next due date, referral advice, contact time, and
-        any open chat follow-up invitation closed (this follow-up answers it)."""
+        any open chat follow-up invitation closed (this follow-up answers it).
+
+        The next date follows the patient's care plan interval when there is a plan, bounded by the
+        reference's risk rule (quarterly / monthly at the latest) and the 2-week recheck after an
+        uncontrolled follow-up: see bot.clinical.next_followup_due."""
         await session.flush()  # row.id, and the row itself must not count as "previous"
         previous = list(await session.scalars(
             select(FollowUp.outcome).where(FollowUp.patient_id == profile.user_id, FollowUp.status == "confirmed",
@@ -168,7 +173,9 @@ class FollowUpService:
             if earlier != "unsatisfactory":
                 break
             streak += 1
-        next_due = clinical.next_followup_due(when, profile.risk, outcome, False)  # type: ignore[arg-type]
+        plan = await current_plan(session, profile.user_id)  # issue 10: the plan's interval drives the date
+        next_due = clinical.next_followup_due(when, profile.risk, outcome, False,  # type: ignore[arg-type]
+                                              plan_days=plan.followup_days if plan else None)
         row.next_due = next_due
         profile.next_followup_due = next_due
         profile.last_contact_at = self._clock.now()

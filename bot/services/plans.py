@@ -18,13 +18,14 @@ Ownership rules (documented choices):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import clinical
 from bot.clinical.plan import CarePlan, Change, PlanMedicine, Rhythm, plan_changes, time_of_day
 from bot.clinical.plan_defaults import default_plan
 from bot.clinical.schedule import (
@@ -327,10 +328,16 @@ class PlanService:
 
     async def _sync_followup(self, session: AsyncSession, profile: PatientProfile, plan: CarePlan,
                              now: datetime) -> None:
-        """Next follow-up = last confirmed follow-up (or today) + the plan's interval."""
-        last: date | None = await session.scalar(select(func.max(FollowUp.visit_date)).where(
-            FollowUp.patient_id == profile.user_id, FollowUp.status == "confirmed"))
-        profile.next_followup_due = (last or now.date()) + timedelta(days=plan.followup_days)
+        """Next follow-up from the last confirmed follow-up (or today) with the plan's interval, by the
+        same rule as a recorded follow-up (bot.clinical.next_followup_due): the plan can bring the date
+        forward, never past the risk interval, and a 2-week recheck after an uncontrolled one stays."""
+        last = (await session.execute(select(FollowUp.visit_date, FollowUp.outcome).where(
+            FollowUp.patient_id == profile.user_id, FollowUp.status == "confirmed")
+            .order_by(FollowUp.visit_date.desc(), FollowUp.id.desc()).limit(1))).first()
+        risk = "high" if profile.risk == "high" else "standard"
+        outcome = last[1] if last and last[1] in clinical.FOLLOWUP_OUTCOMES else None
+        profile.next_followup_due = clinical.next_followup_due(
+            last[0] if last else now.date(), risk, outcome, plan_days=plan.followup_days)  # type: ignore[arg-type]
 
     async def _sync_lessons(self, session: AsyncSession, patient: User, doctor_id: int, old: CarePlan | None,
                             plan: CarePlan, now: datetime) -> None:

@@ -9,7 +9,7 @@ each text is rendered in its reader's language (`translator(user.language)`).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clinical.schedule import times_from_str, weekdays_from_str, zone
 from bot.services.charts import render_history
 from bot.services.panel import PanelService
+from bot.services.plan_focus import plan_focus
 from bot.services.readings import age_of, targets_for
 from content.catalog import TipContext, default_catalog
 from content.i18n import translator
@@ -129,6 +130,8 @@ async def weekly_patient(session: AsyncSession, user: User, now: datetime,
         lines.append(t("No readings this week. A reading or two next week helps you and your doctor."))
     last_bp, last_glu, urgent = await last_readings(session, user.id)
     ctx = tip_context(profile, facts, last_bp, last_glu, urgent, now.astimezone(tz).month, age_of(profile, now))
+    focus = await plan_focus(session, user.id)  # issue 10: the care plan's goals not met come first
+    ctx = replace(ctx, plan_topics=focus.topics, smoker=focus.smoker)
     tip = default_catalog().next_tip(ctx, seen_tips, user.language)
     if tip is not None:
         lines.append("")

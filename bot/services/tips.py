@@ -1,7 +1,9 @@
 """Personal tips: what fits this person now, shown without repeats, with their feedback.
 
 Why a service: "fits now" needs the profile, the last readings and their 7-day averages against
-the person's OWN targets; the choice itself is a pure function in ``content.catalog``. Showing a
+the person's OWN targets, and their care plan (issue 10): the topics of the plan's lifestyle goals
+that recent follow-up answers do not show as met come first after reading-based tips
+(bot.services.plan_focus); the choice itself is a pure function in ``content.catalog``. Showing a
 tip is one transaction: build the context, read the seen set, write the view.
 
 Rotation: each view row carries a ``round``. The tips of the highest round are "seen"; when every
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import clinical
 from bot.services.clock import Clock
+from bot.services.plan_focus import plan_focus
 from bot.services.readings import age_of, targets_for
 from content.catalog import Catalog, Tip, TipContext, default_catalog
 from storage.models import CaregiverLink, PatientProfile, Reading, User
@@ -148,10 +151,12 @@ class TipService:
             Reading.patient_id == subject_id, Reading.kind == "weight").order_by(
             Reading.measured_at.desc(), Reading.id.desc()).limit(1))
         height = profile.height_cm if profile else None
+        bmi = clinical.bmi(kg, height) if kg and height else None
+        focus = await plan_focus(session, subject_id, bmi=bmi, kg=kg)
         return TipContext(
             conditions=(profile.condition_set & CONDITIONS) if profile else frozenset(),
             age=age,
-            bmi=clinical.bmi(kg, height) if kg and height else None,
+            bmi=bmi,
             bp_avg7_above_target=_bp_above(bp, targets),
             glucose_avg7_above_target=_glucose_above(glu, targets),
             recent_hypo=hypo,
@@ -161,6 +166,8 @@ class TipService:
             last_reading_urgent=bool(last and last.urgent),
             month=now.astimezone(ZoneInfo(user.timezone)).month,
             is_caregiver=is_caregiver,
+            smoker=focus.smoker,
+            plan_topics=focus.topics,
         )
 
     @staticmethod
