@@ -14,16 +14,18 @@ Policy (design choices, documented in the issue notes):
   end of quiet hours. Nothing here is urgent: urgent alerts never go through reminders.
 - Unreachable users (User.unreachable_at) are advanced, not sent.
 - A row whose zone differs from the user's current zone is recomputed, not sent.
-Light kinds (bp, glucose, medicine) go in big batches; heavy kinds (with a chart or per-person
+Light kinds (bp, glucose, medicine) go in big set-based statements (on PostgreSQL in parallel
+shards); heavy kinds (with a chart or per-person
 queries) in small batches, each batch still one transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -49,7 +51,8 @@ from bot.services.clock import Clock
 from bot.services.db import with_retry
 from bot.services.education import EducationService
 from bot.services.panel import PanelService
-from bot.services.reminder_enqueue import LightEnqueue
+from bot.services.plan_focus import plan_focus
+from bot.services.reminder_enqueue import LightEnqueue, ShardPass
 from bot.services.summaries import (
     doctor_digest,
     last_readings,
@@ -66,7 +69,11 @@ log = logging.getLogger(__name__)
 
 LIGHT_KINDS = ("bp", "glucose", "medicine")
 HEAVY_KINDS = ("tip", "nudge", "lesson", "weekly", "digest")
-LIGHT_BATCH = 20_000  # rows per transaction; each batch is 3-4 statements whatever its size
+LIGHT_BATCH = 20_000  # rows per transaction on SQLite; each batch is 3-4 statements whatever its size
+# PostgreSQL: due rows are split by `user_id % SHARDS` into parallel transactions of one statement each
+# (bot.services.reminder_enqueue.run_shard): 2 = the cores of the machine measured in docs/benchmarks.md.
+SHARDS = 2
+SHARD_BATCH = 100_000  # rows per statement: bounds one transaction's length and memory
 HEAVY_BATCH = 10
 HEAVY_BATCHES_PER_TICK = 5
 SNOOZE = timedelta(minutes=30)
@@ -251,12 +258,15 @@ class ReminderService:
         if self._last_ensure is None or now - self._last_ensure >= ENSURE_EVERY or now < self._last_ensure:
             await with_retry(lambda: self.ensure_defaults(now))
             self._last_ensure = now
-        queued = 0
-        while True:
-            n, more = await with_retry(lambda: self._light_batch(now))
-            queued += n
-            if not more:
-                break
+        if self._postgres:
+            queued = sum(await asyncio.gather(*(self._light_shard(now, k) for k in range(SHARDS))))
+        else:
+            queued = 0
+            while True:
+                n, more = await with_retry(lambda: self._light_batch(now))
+                queued += n
+                if not more:
+                    break
         for _i in range(HEAVY_BATCHES_PER_TICK):
             n, more = await with_retry(lambda: self._heavy_batch(now))
             queued += n
@@ -287,6 +297,20 @@ class ReminderService:
             queued = await self._enqueue.enqueue(session, claimed, now)
             await self._enqueue.advance(session, claimed, now)
             return queued, len(claimed.ids) == LIGHT_BATCH
+
+    async def _light_shard(self, now: datetime, shard: int) -> int:
+        """PostgreSQL: this shard's due rows, SHARD_BATCH per transaction, until none is left (or only
+        rows that changed under us, which the next tick takes)."""
+        queued = 0
+        while True:
+            done = await with_retry(lambda: self._light_shard_pass(now, shard))
+            queued += done.queued
+            if done.claimed < SHARD_BATCH or done.moved == 0:
+                return queued
+
+    async def _light_shard_pass(self, now: datetime, shard: int) -> ShardPass:
+        async with self._sessions.begin() as session:
+            return await self._enqueue.run_shard(session, now, shard, SHARDS, SHARD_BATCH)
 
     async def _heavy_batch(self, now: datetime) -> tuple[int, bool]:
         queued = 0
@@ -325,6 +349,8 @@ class ReminderService:
             last_bp, last_glu, urgent = await last_readings(session, user.id)
             age = now.year - profile.birth_year if profile and profile.birth_year else None
             ctx = tip_context(profile, None, last_bp, last_glu, urgent, now.astimezone(zone(tz)).month, age)
+            focus = await plan_focus(session, user.id)  # issue 10: the care plan's goals not met come first
+            ctx = replace(ctx, plan_topics=focus.topics, smoker=focus.smoker)
             seen = list((prefs.tip_seen or {}).get("ids", []))
             tip = default_catalog().next_tip(ctx, seen, user.language)
             if tip is not None:

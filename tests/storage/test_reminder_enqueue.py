@@ -4,6 +4,7 @@ Python reference (texts, buttons, keys), plus idempotency after a rolled-back ba
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -64,21 +65,23 @@ async def test_rules_texts_buttons_and_advance_match_the_python_reference(world)
                      (("A", "en"), ("B", "zh_CN"), ("C", "en"), ("D", "en"), ("E", "en"))]
     amlo = await services.medicines.add(a, "Amlodipine", "5 mg")
     old = await services.medicines.add(a, "Old pill \"x\"", "")
+    odd = await services.medicines.add(b, "Met \"XR\" \\ 500", "mg")  # JSON escaping of the name
     a_bp = await rem.add(a, "bp", nine)
     a_med = await rem.add(a, "medicine", nine, medicine_id=amlo.id)
     a_old = await rem.add(a, "medicine", nine, medicine_id=old.id)
     b_glu = await rem.add(b, "glucose", nine)
+    b_med = await rem.add(b, "medicine", nine, medicine_id=odd.id)
     c_bp = await rem.add(c, "bp", nine)
     d_bp = await rem.add(d, "bp", nine)
     e_bp = await rem.add(e, "bp", nine)
-    assert None not in (a_bp, a_med, a_old, b_glu, c_bp, d_bp, e_bp)
+    assert None not in (a_bp, a_med, a_old, b_glu, b_med, c_bp, d_bp, e_bp)
     await rem.set_quiet_hours(d, time(8, 30), time(9, 30))  # D is inside quiet hours at 09:00
     async with services.sessions.begin() as session:
         await session.execute(update(Medicine).where(Medicine.id == old.id).values(active=False))
         await session.execute(update(User).where(User.id == c).values(unreachable_at=START))
         await session.execute(update(User).where(User.id == e).values(timezone="Europe/Berlin"))  # not rescheduled
     clock.advance(hours=1, seconds=5)
-    assert await rem.tick() == 3
+    assert await rem.tick() == 4
     out = await _outbox(services)
     assert set(out) == {a, b}
     en, zh = translator("en"), translator("zh_CN")
@@ -89,12 +92,15 @@ async def test_rules_texts_buttons_and_advance_match_the_python_reference(world)
         f"rem:{a_med.id}:{int(NINE.timestamp())}": {"text": en(REMINDER_TEXT["medicine"], name="Amlodipine 5 mg"),
                                                     "buttons": reminder_buttons(en, a_med.id)},
     }
-    assert [r.payload for r in out[b]] == [{"text": zh(REMINDER_TEXT["glucose"]), "buttons": reminder_buttons(zh, b_glu.id)}]
+    assert sorted((r.payload for r in out[b]), key=str) == sorted([
+        {"text": zh(REMINDER_TEXT["glucose"]), "buttons": reminder_buttons(zh, b_glu.id)},
+        {"text": zh(REMINDER_TEXT["medicine"], name="Met \"XR\" \\ 500 mg"), "buttons": reminder_buttons(zh, b_med.id)},
+    ], key=str)
     assert all(r.chat_id and r.status == "pending" for r in out[a] + out[b])
     async with services.sessions() as session:
         due = {r.id: (r.next_due_at, r.tz) for r in await session.scalars(select(Reminder))}
     tomorrow = NINE + timedelta(days=1)
-    for row in (a_bp, a_med, a_old, b_glu, c_bp, d_bp):  # sent or skipped: all advanced to tomorrow
+    for row in (a_bp, a_med, a_old, b_glu, b_med, c_bp, d_bp):  # sent or skipped: all advanced to tomorrow
         assert due[row.id] == (tomorrow, "Asia/Shanghai")
     berlin = next_occurrence(nine, None, "Europe/Berlin", clock.now())
     assert due[e_bp.id] == (berlin, "Europe/Berlin")  # recomputed in the new zone, not sent
@@ -140,3 +146,44 @@ async def test_rolled_back_batch_and_an_existing_key_never_double(world) -> None
     out = await _outbox(services)
     assert sorted(len(v) for v in out.values()) == [1] * 30
     assert await rem.tick() == 0
+
+
+async def test_postgres_shard_statement_rolled_back_then_retried_sends_each_once(world) -> None:  # type: ignore[no-untyped-def]
+    """run_shard advances and queues in one statement: a crash before the commit leaves every row due."""
+    services, clock = world
+    if not services.reminders._postgres:
+        pytest.skip("the one-statement shard path is PostgreSQL only")
+    users = [await _user(services, f"S{i}") for i in range(12)]
+    for uid in users:
+        assert await services.reminders.add(uid, "glucose", (time(9),)) is not None
+    clock.advance(hours=1, seconds=5)
+    with pytest.raises(Boom):
+        async with services.sessions.begin() as session:
+            done = await services.reminders._enqueue.run_shard(session, clock.now(), 0, 1, 1000)
+            assert (done.claimed, done.moved, done.queued) == (12, 12, 12)
+            raise Boom
+    assert await _outbox(services) == {}
+    assert await services.reminders.tick() == 12
+    assert sorted(len(v) for v in (await _outbox(services)).values()) == [1] * 12
+    assert await services.reminders.tick() == 0
+
+
+async def test_two_tickers_at_once_queue_each_reminder_once(world, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    services, clock = world
+    other = Services.build(Settings(database_url=db_url), clock)
+    try:
+        users = [await _user(services, f"T{i}") for i in range(40)]
+        for uid in users:
+            assert await services.reminders.add(uid, "bp", (time(9),)) is not None
+            assert await services.reminders.add(uid, "glucose", (time(9),)) is not None
+        clock.advance(hours=1, seconds=5)
+        counts = await asyncio.gather(services.reminders.tick(), other.reminders.tick())
+        assert sum(counts) == 80
+        out = await _outbox(services)
+        assert sorted(len(v) for v in out.values()) == [2] * 40
+        assert len({r.dedupe_key for rows in out.values() for r in rows}) == 80
+        async with services.sessions() as session:
+            assert set(await session.scalars(select(Reminder.next_due_at).where(Reminder.kind.in_(("bp", "glucose"))))) \
+                == {NINE + timedelta(days=1)}
+    finally:
+        await other.engine.dispose()
