@@ -3,6 +3,8 @@
     .venv/bin/python -m bench.panel            # 4 000 patients, 400 000 readings (SQLite + PostgreSQL)
     .venv/bin/python -m bench.panel --full     # 100 000 patients, 10 000 000 readings
     .venv/bin/python -m bench.panel --patients 20000 --readings 2000000 --only sqlite
+    .venv/bin/python -m bench.panel --full --keep-sqlite /tmp/full.sqlite3 --keep-pg bench_full [--pages-only]
+        # seed once, reuse on the next runs (A/B of code on the same data); delete / drop them yourself
 
 The default keeps the full size's shape (2 000 patients per doctor, 100 readings per patient), so the
 per-page work is the same; only the tables are smaller. Seeds with bulk inserts (sqlite3 executemany /
@@ -199,8 +201,8 @@ async def timed(http: aiohttp.ClientSession, url: str, n: int) -> list[float]:
     return out
 
 
-async def run_one(kind: str, url: str, patients: int, reps: int) -> None:
-    from bot.app import build
+async def run_one(kind: str, url: str, patients: int, reps: int, export: bool = True) -> None:
+    from bot.app import build, freeze_startup_objects
     from bot.config import Settings
     from bot.services.clock import ManualClock
 
@@ -218,9 +220,12 @@ async def run_one(kind: str, url: str, patients: int, reps: int) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    freeze_startup_objects()  # as `carecircle run` does once started
     base = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        # no total timeout: the full-size CSV export of 10 million rows takes minutes
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                         timeout=aiohttp.ClientTimeout(total=None, sock_read=900)) as http:
             async def login(doctor_id: int) -> None:
                 token = await care.services.dashboard.create_login(doctor_id)
                 async with http.post(base + "/dashboard/login", data={"token": token}, allow_redirects=False) as r:
@@ -253,7 +258,14 @@ async def run_one(kind: str, url: str, patients: int, reps: int) -> None:
                  baseline=round(base_p50, 2))
             emit(db=kind, metric="indicators_page_p99", value=round(pct(ind, 0.99), 1), unit="ms", target=1000,
                  baseline=round(base_p99, 2))
+            chart = await timed(http, base + "/dashboard/indicators/chart.svg" + query, max(3, reps // 10))
+            emit(db=kind, metric="indicator_chart_p50", value=round(pct(chart, 0.5), 1), unit="ms", target=None,
+                 baseline=round(base_p50, 2), months=6)
+            emit(db=kind, metric="indicator_chart_max", value=round(max(chart), 1), unit="ms", target=None,
+                 baseline=round(base_p99, 2), months=6)
 
+            if not export:
+                return
             # CSV export of every reading: the export doctor is in every team.
             await login(teams + 1)
             before = rss_mb()
@@ -293,39 +305,44 @@ async def main_async(args: argparse.Namespace) -> None:
          baseline=None, seconds=round(time.perf_counter() - started, 1), readings_streamed=args.readings)
     if args.only in (None, "sqlite"):
         with tempfile.TemporaryDirectory() as tmp:
-            path = str(Path(tmp) / "bench.sqlite3")
+            path = args.keep_sqlite or str(Path(tmp) / "bench.sqlite3")
             url = f"sqlite+aiosqlite:///{path}"
-            t0 = time.perf_counter()
-            await migrate(url)
-            seed_sqlite(path, data, args.patients, args.readings)
-            emit(db="sqlite", metric="seed_seconds", value=round(time.perf_counter() - t0, 1), unit="s",
-                 target=None, baseline=None, readings=args.readings)
-            await run_one("sqlite", url, args.patients, args.reps)
+            if not Path(path).exists():
+                t0 = time.perf_counter()
+                await migrate(url)
+                seed_sqlite(path, data, args.patients, args.readings)
+                emit(db="sqlite", metric="seed_seconds", value=round(time.perf_counter() - t0, 1), unit="s",
+                     target=None, baseline=None, readings=args.readings)
+            await run_one("sqlite", url, args.patients, args.reps, not args.pages_only)
     if args.only in (None, "postgres"):
         import asyncpg
 
         admin_dsn = PG_ADMIN.replace("postgresql+asyncpg://", "postgresql://")
-        name = "bench_" + uuid.uuid4().hex[:8]
+        name = args.keep_pg or "bench_" + uuid.uuid4().hex[:8]
         try:
             admin = await asyncpg.connect(admin_dsn, timeout=3)
         except (OSError, asyncpg.PostgresError) as exc:
             emit(db="postgres", metric="skipped", value=str(exc)[:100], unit=None, target=None, baseline=None)
             return
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await admin.execute(f'CREATE DATABASE "{name}"')
         await admin.close()
         url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
         try:
-            t0 = time.perf_counter()
-            await migrate(url)
-            await seed_pg(url.replace("postgresql+asyncpg://", "postgresql://"), data, args.patients,
-                          args.readings)
-            emit(db="postgres", metric="seed_seconds", value=round(time.perf_counter() - t0, 1), unit="s",
-                 target=None, baseline=None, readings=args.readings)
-            await run_one("postgres", url, args.patients, args.reps)
+            if not exists:
+                t0 = time.perf_counter()
+                await migrate(url)
+                await seed_pg(url.replace("postgresql+asyncpg://", "postgresql://"), data, args.patients,
+                              args.readings)
+                emit(db="postgres", metric="seed_seconds", value=round(time.perf_counter() - t0, 1), unit="s",
+                     target=None, baseline=None, readings=args.readings)
+            await run_one("postgres", url, args.patients, args.reps, not args.pages_only)
         finally:
-            admin = await asyncpg.connect(admin_dsn)
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
+            if not args.keep_pg:
+                admin = await asyncpg.connect(admin_dsn)
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await admin.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -335,6 +352,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--readings", type=int, default=400_000)
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--pages-only", action="store_true", help="skip the CSV export (page timings only)")
+    parser.add_argument("--keep-sqlite", metavar="PATH",
+                        help="seed this SQLite file once and keep it (reused when it exists; delete it yourself)")
+    parser.add_argument("--keep-pg", metavar="NAME",
+                        help="seed this PostgreSQL database once and keep it (reused when it exists; drop it yourself)")
     args = parser.parse_args(argv)
     if args.full:
         args.patients, args.readings = 100_000, 10_000_000

@@ -43,6 +43,9 @@ async def _run(settings: Settings, worker: str | None = None) -> None:
 
         app.scale = ScaleOut(app, WorkerSlot.parse(worker))
     await app.start()
+    from bot.app import freeze_startup_objects
+
+    freeze_startup_objects()
     logging.getLogger("carecircle").info("CareCircle is running (%s%s)", "webhook" if settings.webhook else "polling",
                                          f", worker {worker}" if worker else "")
     try:

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock
 from bot.services.indicators import Scope
 from storage.dashboard_models import AuditLog
 from storage.models import Alert, Reading, TeamMember, User
+from storage.tips_models import QuizAttempt
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,12 @@ class DashboardService:
     async def audit(self, actor_id: int, action: str, page: str = "", patient_id: int | None = None,
                     detail: str = "") -> None:
         """One row per page view, patient view, action or export; team = the actor's first team."""
-        async with self._sessions.begin() as session:
-            team_id = await session.scalar(select(TeamMember.team_id).where(TeamMember.user_id == actor_id)
-                                           .order_by(TeamMember.team_id).limit(1))
-            session.add(AuditLog(at=self._clock.now(), actor_id=actor_id, team_id=team_id, action=action[:32],
-                                 page=page[:128], patient_id=patient_id, detail=detail[:256]))
+        team_id = (select(TeamMember.team_id).where(TeamMember.user_id == actor_id)
+                   .order_by(TeamMember.team_id).limit(1).scalar_subquery())
+        async with self._sessions.begin() as session:  # one INSERT, the team looked up inside it
+            await session.execute(insert(AuditLog).values(
+                at=self._clock.now(), actor_id=actor_id, team_id=team_id, action=action[:32], page=page[:128],
+                patient_id=patient_id, detail=detail[:256]))
 
     async def is_lead(self, doctor_id: int) -> bool:
         async with self._sessions() as session:
@@ -83,22 +85,13 @@ class DashboardService:
             return list(await session.scalars(select(Alert).where(Alert.patient_id == patient_id)
                                               .order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit)))
 
-    async def quiz_results(self, patient_id: int, limit: int = 20) -> list[dict[str, Any]] | None:
-        """Rows of `quiz_results` for the patient when the education feature created that table, else None."""
-        try:
-            async with self._sessions() as session:
-                conn = await session.connection()
-                columns = await conn.run_sync(
-                    lambda c: [col["name"] for col in inspect(c).get_columns("quiz_results")]
-                    if inspect(c).has_table("quiz_results") else [])
-                who = next((c for c in ("patient_id", "user_id") if c in columns), None)
-                if who is None:
-                    return None
-                order = next((c for c in ("finished_at", "taken_at", "created_at", "at", "id") if c in columns), who)
-                rows = (await session.execute(text(
-                    f"SELECT * FROM quiz_results WHERE {who} = :pid ORDER BY {order} DESC LIMIT :n"),
-                    {"pid": patient_id, "n": limit})).mappings().all()
-                return [{k: v for k, v in row.items() if k not in ("id", who)} for row in rows]
-        except Exception:
-            log.warning("quiz_results unreadable", exc_info=True)
-            return None
+    async def quiz_results(self, patient_id: int, limit: int = 20) -> list[dict[str, Any]]:
+        """The patient's latest quiz attempts (the education feature's `quiz_results`), newest first.
+
+        A typed query: reflecting the table on every patient page cost a catalog round trip or two."""
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                select(QuizAttempt.quiz_id, QuizAttempt.correct, QuizAttempt.total, QuizAttempt.passed,
+                       QuizAttempt.taken_at).where(QuizAttempt.user_id == patient_id)
+                .order_by(QuizAttempt.taken_at.desc(), QuizAttempt.id.desc()).limit(limit))).mappings().all()
+        return [dict(row) for row in rows]

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, false, func, or_, select
+from sqlalchemy import Select, and_, case, false, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot.services.clock import Clock
 from storage.models import Alert, PatientProfile, Reading, TeamMember, User
@@ -56,6 +57,15 @@ class PanelService:
 
     def _team_ids(self, doctor_id: int) -> Select[tuple[int]]:
         return select(TeamMember.team_id).where(TeamMember.user_id == doctor_id)
+
+    def _patient_ids(self, doctor_id: int) -> Any:
+        """Ids of the patients in the doctor's teams or with them as their own doctor.
+
+        A UNION of two index lookups (team_id, doctor_id): written as one OR, SQLite scanned every
+        profile of the database (100 000 in the benchmark) for each panel page."""
+        pp = aliased(PatientProfile)
+        return union(select(pp.user_id).where(pp.team_id.in_(self._team_ids(doctor_id))),
+                     select(pp.user_id).where(pp.doctor_id == doctor_id))
 
     async def teams_of(self, doctor_id: int) -> list[int]:
         async with self._sessions() as session:
@@ -125,8 +135,7 @@ class PanelService:
                    PatientProfile.away_since.label("away_since"), PatientProfile.last_contact_at.label("last_contact"))
             .join(PatientProfile, PatientProfile.user_id == User.id)
             .outerjoin(ReminderPrefs, ReminderPrefs.user_id == User.id)
-            .where(or_(PatientProfile.team_id.in_(self._team_ids(doctor_id)),
-                       PatientProfile.doctor_id == doctor_id))
+            .where(PatientProfile.user_id.in_(self._patient_ids(doctor_id)))
         )
         if condition:
             base = base.where(PatientProfile.conditions.contains(condition))

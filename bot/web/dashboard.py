@@ -30,6 +30,7 @@ from bot.services.indicators import Scope, day_start
 from bot.services.questions import TROUBLE_TEAM_LABELS
 from bot.services.readings import age_of, targets_for
 from bot.web.auth import COOKIE_NAME, SESSION_VALID, DashboardSession
+from bot.web.followup_drafts import add_followup_draft_routes, drafts_for_page
 from bot.web.plans import add_plan_routes
 from bot.web.questions import add_question_routes
 from content.i18n import Translator, translator
@@ -127,12 +128,10 @@ def add_dashboard_routes(web_app: web.Application, app_ref: dict[str, Any]) -> N
 
     async def context_of(request: web.Request) -> Ctx | None:
         care = app_ref["app"]
-        session = await care.services.dashboard.read_cookie(request.cookies.get(COOKIE_NAME))
-        if session is None:
+        found = await care.services.dashboard.session_doctor(request.cookies.get(COOKIE_NAME))
+        if found is None:  # no cookie, a bad or expired one, logged out, or no longer a doctor
             return None
-        doctor = await care.services.users.get(session.doctor_id)
-        if doctor is None or not doctor.has_role("doctor"):
-            return None
+        session, doctor = found
         t = translator(doctor.language)
         return Ctx(care, doctor, session, t, await care.services.dashboard.csrf_token(session), dash_for(care))
 
@@ -247,7 +246,8 @@ def add_dashboard_routes(web_app: web.Application, app_ref: dict[str, Any]) -> N
             outcome_labels=OUTCOME_LABELS, action_labels=ACTION_LABELS, today=ctx.today().isoformat(),
             saved=request.query.get("saved"), active="panel",
             questions=await s.questions.of_patient(user.id), troubles=await s.questions.troubles(user.id),
-            trouble_labels=TROUBLE_TEAM_LABELS)
+            trouble_labels=TROUBLE_TEAM_LABELS,
+            drafts=await drafts_for_page(ctx, user.id))  # chat follow-ups to confirm (bot/web/followup_drafts.py)
 
     @page()
     async def patient_chart(request: web.Request, ctx: Ctx) -> web.StreamResponse:
@@ -446,6 +446,7 @@ def add_dashboard_routes(web_app: web.Application, app_ref: dict[str, Any]) -> N
     r.add_get("/dashboard/export/{what}.csv", export_csv)
     add_plan_routes(web_app, page, render, team_patient, not_found)  # the care plan form (bot/web/plans.py)
     add_question_routes(web_app, page, render, not_found)  # questions to the team (bot/web/questions.py)
+    add_followup_draft_routes(web_app, page, render, not_found)  # confirm chat follow-ups (followup_drafts.py)
     r.add_static("/dashboard/static/", HERE / "static")
 
 
