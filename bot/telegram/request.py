@@ -13,6 +13,8 @@ from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+from bot.telegram.retry import note_request
+
 
 class AiohttpRequest(BaseRequest):
     def __init__(
@@ -57,6 +59,7 @@ class AiohttpRequest(BaseRequest):
     ) -> tuple[int, bytes]:
         if self._session is None or self._session.closed:
             raise RuntimeError("AiohttpRequest is not initialized")
+        note_request(url)  # an update that sent something is never handled twice (bot/telegram/retry.py)
         files = request_data.multipart_data if request_data else None
         read = self._read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
         connect = self._connect_timeout if isinstance(connect_timeout, DefaultValue) else connect_timeout
