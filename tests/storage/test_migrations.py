@@ -44,3 +44,19 @@ def test_migrations_have_one_head() -> None:
     from storage.migrate import alembic_config
 
     assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
+
+
+async def test_readings_index_built_beforehand_by_hand_does_not_break_the_migration(db_url: str) -> None:
+    """README: a big deployment creates ix_readings_patient_kind_time CONCURRENTLY before migrating."""
+    engine = create_engine(db_url)
+    try:
+        await upgrade(engine, "0004")
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE INDEX ix_readings_patient_kind_time "
+                                    "ON readings (patient_id, kind, measured_at, id)"))
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("readings"))
+        assert "ix_readings_patient_kind_time" in {i["name"] for i in indexes}
+    finally:
+        await engine.dispose()

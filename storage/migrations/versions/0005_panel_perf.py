@@ -24,7 +24,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_readings_patient_kind_time", "readings", ["patient_id", "kind", "measured_at", "id"])
+    # IF NOT EXISTS: a big deployment builds it beforehand with CREATE INDEX CONCURRENTLY (README)
+    op.create_index("ix_readings_patient_kind_time", "readings", ["patient_id", "kind", "measured_at", "id"],
+                    if_not_exists=True)
     op.create_table(
         "dashboard_revocations",
         sa.Column("nonce", sa.String(32), primary_key=True),
