@@ -148,11 +148,11 @@ async def test_rolled_back_batch_and_an_existing_key_never_double(world) -> None
     assert await rem.tick() == 0
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # the one-statement shard path is PostgreSQL's
 async def test_postgres_shard_statement_rolled_back_then_retried_sends_each_once(world) -> None:  # type: ignore[no-untyped-def]
     """run_shard advances and queues in one statement: a crash before the commit leaves every row due."""
     services, clock = world
-    if not services.reminders._postgres:
-        pytest.skip("the one-statement shard path is PostgreSQL only")
+    assert services.reminders._postgres
     users = [await _user(services, f"S{i}") for i in range(12)]
     for uid in users:
         assert await services.reminders.add(uid, "glucose", (time(9),)) is not None
