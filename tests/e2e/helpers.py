@@ -1,8 +1,26 @@
-"""Small steps many end-to-end tests share: onboarding a simulated patient."""
+"""Small steps many end-to-end tests share: onboarding a simulated patient, waiting for a message."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.sandbox import FakeTelegram, SimUser
+from bot.sandbox.fake.models import BotMessage
+
+
+async def until(u: SimUser, match: str | Callable[[BotMessage], bool], timeout: float = 5.0) -> BotMessage:
+    """The next message in `u`'s chat containing `match` (or satisfying it), skipping others such as
+    notices the outbox delivers meanwhile; each wait for a message is bounded by `timeout`."""
+    wanted = match if callable(match) else (lambda m: match in (m.text or ""))
+    while True:
+        message = await u.next_message(timeout=timeout)
+        if wanted(message):
+            return message
+
+
+async def until_text(u: SimUser, needle: str, timeout: float = 5.0) -> str:
+    """`until`, for tests that only read the text."""
+    return (await until(u, needle, timeout)).text or ""
 
 
 async def onboard(u: SimUser, *, lang: str = "en", condition: str = "Both", year: str = "1956",

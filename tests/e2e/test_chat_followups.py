@@ -16,7 +16,7 @@ from bot.services.clock import ManualClock
 from storage.chat_followup_models import ChatFollowUp
 from storage.models import FollowUp
 from tests.conftest import app_settings
-from tests.e2e.helpers import doctor, linked_patient
+from tests.e2e.helpers import doctor, linked_patient, until
 
 START = datetime(2026, 3, 2, 2, 30, tzinfo=UTC)  # Monday 10:30 in Shanghai: inside the invitation hours
 TODAY = date(2026, 3, 2)
@@ -33,14 +33,6 @@ async def care(tg: FakeTelegram, sqlite_url: str, mclock: ManualClock) -> AsyncI
     await app.start()
     yield app
     await app.stop()
-
-
-async def until(u: SimUser, needle: str, timeout: float = 3.0):  # type: ignore[no-untyped-def]
-    """The next bot message containing `needle` (others, e.g. nudges, are skipped)."""
-    while True:
-        msg = await u.next_message(timeout=timeout)
-        if needle in (msg.text or ""):
-            return msg
 
 
 async def due_today(care: CareCircle, u: SimUser) -> int:

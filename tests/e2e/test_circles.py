@@ -5,7 +5,7 @@ sessions (ManualClock), challenges and flood limits."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from bot.services.clock import ManualClock
 from storage.circle_models import CircleAttendance, CircleMember, CircleSession
 from storage.models import Alert, User
 from tests.conftest import app_settings
-from tests.e2e.helpers import doctor
+from tests.e2e.helpers import doctor, until
 
 NAMES = ["Wang", "Zhang", "Liu", "Chen", "Yang"]
 
@@ -32,16 +32,6 @@ async def care(tg: FakeTelegram, sqlite_url: str) -> AsyncIterator[tuple[CareCir
     await app.start()
     yield app, clock
     await app.stop()
-
-
-async def until(u: Any, predicate: Callable[[BotMessage], bool], timeout: float = 5.0) -> BotMessage:
-    """The next message in `u`'s chat that matches, skipping others."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        left = deadline - asyncio.get_running_loop().time()
-        message = await u.next_message(timeout=max(0.1, left))
-        if predicate(message):
-            return message
 
 
 async def _linked(tg: FakeTelegram, app: CareCircle, payload: str, name: str) -> SimUser:

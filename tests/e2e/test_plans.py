@@ -12,15 +12,7 @@ from bot.sandbox.fake.models import BotMessage
 from storage.models import Medicine, Reading
 from storage.plan_models import CarePlanVersion
 from storage.reminder_models import Reminder
-from tests.e2e.helpers import doctor, linked_patient, patient
-
-
-async def until(u: SimUser, needle: str, timeout: float = 5.0) -> BotMessage:
-    """The next message containing `needle`; other messages (nudges, lessons) are skipped."""
-    while True:
-        msg = await u.next_message(timeout=timeout)
-        if needle in (msg.text or ""):
-            return msg
+from tests.e2e.helpers import doctor, linked_patient, patient, until
 
 
 async def _edit_medicine(doc: SimUser, patient_id: int, line: str, *, targets: str | None = None) -> BotMessage:

@@ -12,15 +12,9 @@ from bot.app import CareCircle
 from bot.sandbox import FakeTelegram, SimUser
 from storage.models import PatientProfile, TeamMember, User
 from tests.e2e.helpers import doctor, linked_patient
+from tests.e2e.helpers import until_text as _until
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-async def _until(u: SimUser, needle: str, timeout: float = 5.0) -> str:
-    while True:
-        message = await u.next_message(timeout=timeout)
-        if needle in (message.text or ""):
-            return message.text or ""
 
 
 async def _preregister(doc: SimUser, name: str = "Zhang Wei") -> tuple[int, str]:

@@ -20,7 +20,7 @@ from bot.services.clock import ManualClock
 from storage.models import Alert, User
 from storage.question_models import CareTrouble, Question
 from tests.conftest import app_settings
-from tests.e2e.helpers import doctor, linked_patient, patient
+from tests.e2e.helpers import doctor, linked_patient, patient, until
 
 QUESTION = "Can I take my amlodipine in the evening instead of the morning?"
 
@@ -33,16 +33,6 @@ async def care(tg: FakeTelegram, sqlite_url: str) -> AsyncIterator[tuple[CareCir
     await app.start()
     yield app, clock
     await app.stop()
-
-
-async def until(u: SimUser, predicate: Callable[[BotMessage], bool], timeout: float = 5.0) -> BotMessage:
-    """The next message in `u`'s chat that matches, skipping others."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        left = deadline - asyncio.get_running_loop().time()
-        message = await u.next_message(timeout=max(0.1, left))
-        if predicate(message):
-            return message
 
 
 def has(text: str) -> Callable[[BotMessage], bool]:

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import CareCircle
-from bot.sandbox import FakeTelegram, SimUser
+from bot.sandbox import FakeTelegram
 from storage.models import Alert, Outbox, Reading
 from tests.e2e.helpers import doctor, linked_patient, patient
+from tests.e2e.helpers import until_text as _until
 
 
 async def _user_id(app: CareCircle, tg_id: int) -> int:
@@ -32,14 +33,6 @@ async def _readings(app: CareCircle, patient_id: int) -> list[Reading]:
 async def _alerts(app: CareCircle, patient_id: int) -> list[Alert]:
     async with app.services.sessions() as session:
         return list(await session.scalars(select(Alert).where(Alert.patient_id == patient_id).order_by(Alert.id)))
-
-
-async def _until(u: SimUser, needle: str, timeout: float = 5.0) -> str:
-    """The next message containing `needle`, skipping others (e.g. a delivered notice)."""
-    while True:
-        message = await u.next_message(timeout=timeout)
-        if needle in (message.text or ""):
-            return message.text or ""
 
 
 async def test_guided_bp_stores_arm_and_posture_and_shows_them(tg: FakeTelegram, app: CareCircle) -> None:

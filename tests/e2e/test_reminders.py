@@ -17,7 +17,7 @@ from bot.services.clock import ManualClock
 from storage.models import Outbox
 from storage.reminder_models import LessonDelivery, Reminder
 from tests.conftest import app_settings
-from tests.e2e.helpers import doctor, linked_patient, patient
+from tests.e2e.helpers import doctor, linked_patient, patient, until
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # Monday 08:00 in Shanghai
 
@@ -33,14 +33,6 @@ async def care(tg: FakeTelegram, sqlite_url: str, mclock: ManualClock) -> AsyncI
     await app.start()
     yield app
     await app.stop()
-
-
-async def until(u: SimUser, needle: str, timeout: float = 3.0) -> object:
-    """The next bot message containing `needle` (other messages, e.g. nudges, are skipped)."""
-    while True:
-        msg = await u.next_message(timeout=timeout)
-        if needle in (msg.text or ""):
-            return msg
 
 
 async def add_reminder(u: SimUser, what: str, times: str, days: str = "Every day") -> None:

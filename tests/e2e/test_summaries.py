@@ -15,6 +15,7 @@ from bot.sandbox import FakeTelegram, SimUser
 from bot.services.clock import ManualClock
 from tests.conftest import app_settings
 from tests.e2e.helpers import doctor, linked_patient, patient
+from tests.e2e.helpers import until_text as until
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # Monday 08:00 in Shanghai
 SUNDAY_EVENING = datetime(2026, 3, 8, 11, 0, 5, tzinfo=UTC)  # Sunday 19:00 local: the weekly summary
@@ -34,13 +35,6 @@ async def care(tg: FakeTelegram, sqlite_url: str, mclock: ManualClock) -> AsyncI
     await app.start()
     yield app
     await app.stop()
-
-
-async def until(u: SimUser, needle: str, timeout: float = 5.0) -> str:
-    while True:
-        msg = await u.next_message(timeout=timeout)
-        if needle in (msg.text or ""):
-            return msg.text or ""
 
 
 async def caregiver_of(tg: FakeTelegram, who: SimUser, name: str) -> SimUser:
