@@ -9,6 +9,7 @@ Nothing here is stored except a height the profile did not have yet (used for BM
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 from telegram import Update
 from telegram.ext import (
@@ -126,20 +127,19 @@ async def pick_tool(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
 
 
 # --- salt and oil -------------------------------------------------------------------------------
-async def hh_people(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    w, value, state = await _read(update, context, HH_PEOPLE)
-    if value is None:
-        return state
-    _data(context)["people"] = value
-    return await _ask(update, w, HH_GRAMS)
+def _step(state: int, key: str, next_state: int) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[int]]:
+    """A question whose answer is only kept for a later step: read it, store it, ask the next one."""
+    async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+        w, value, current = await _read(update, context, state)
+        if value is None:
+            return current
+        _data(context)[key] = value
+        return await _ask(update, w, next_state)
+    return handler
 
 
-async def hh_grams(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    w, value, state = await _read(update, context, HH_GRAMS)
-    if value is None:
-        return state
-    _data(context)["grams"] = value
-    return await _ask(update, w, HH_DAYS)
+hh_people = _step(HH_PEOPLE, "people", HH_GRAMS)
+hh_grams = _step(HH_GRAMS, "grams", HH_DAYS)
 
 
 async def hh_days(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
@@ -170,20 +170,8 @@ async def hh_days(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
 
 
 # --- BMI and waist --------------------------------------------------------------------------------
-async def bmi_height(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    w, value, state = await _read(update, context, BMI_HEIGHT)
-    if value is None:
-        return state
-    _data(context)["height"] = value
-    return await _ask(update, w, BMI_WEIGHT)
-
-
-async def bmi_weight(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    w, value, state = await _read(update, context, BMI_WEIGHT)
-    if value is None:
-        return state
-    _data(context)["weight"] = value
-    return await _ask(update, w, BMI_WAIST)
+bmi_height = _step(BMI_HEIGHT, "height", BMI_WEIGHT)
+bmi_weight = _step(BMI_WEIGHT, "weight", BMI_WAIST)
 
 
 async def bmi_waist(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
