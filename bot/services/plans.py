@@ -39,6 +39,7 @@ from bot.clinical.schedule import (
 from bot.services.clock import Clock
 from bot.services.db import with_retry
 from bot.services.education import DEFAULT_AT, DEFAULT_EVERY_DAYS
+from bot.services.reminders import not_in_quiet_hours
 from content.catalog import default_catalog
 from content.i18n import Translator, translator
 from storage.models import CaregiverLink, FollowUp, Medicine, Outbox, PatientProfile, TeamMember, User
@@ -375,7 +376,7 @@ class PlanService:
             lines.append(t("Send /plan to see your whole plan."))
             session.add(Outbox(kind="notice", recipient_id=patient.id, chat_id=patient.chat_id,
                                payload={"text": "\n".join(lines)}, dedupe_key=f"plan:{row.id}:{patient.id}",
-                               next_attempt_at=now, created_at=now))
+                               next_attempt_at=await not_in_quiet_hours(session, patient, now), created_at=now))
             queued += 1
         carers = await session.scalars(select(User).join(CaregiverLink, CaregiverLink.caregiver_id == User.id).where(
             CaregiverLink.patient_id == patient.id, CaregiverLink.receive_summary.is_(True)))
@@ -387,7 +388,8 @@ class PlanService:
                                  name=patient.display_name or patient.first_name), *describe(
                                      CarePlan.from_dict(row.data), ct)])
             session.add(Outbox(kind="notice", recipient_id=carer.id, chat_id=carer.chat_id, payload={"text": text},
-                               dedupe_key=f"plan:{row.id}:{carer.id}", next_attempt_at=now, created_at=now))
+                               dedupe_key=f"plan:{row.id}:{carer.id}",
+                               next_attempt_at=await not_in_quiet_hours(session, carer, now), created_at=now))
             queued += 1
         return queued
 

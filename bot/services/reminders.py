@@ -122,6 +122,18 @@ def _quiet(prefs: tuple[str, str] | None) -> tuple[time, time]:
     return time.fromisoformat(prefs[0]), time.fromisoformat(prefs[1])
 
 
+async def not_in_quiet_hours(session: AsyncSession, user: User, now: datetime) -> datetime:
+    """When a non-urgent message to `user` may go out: now, or the end of their quiet hours.
+
+    For messages queued by other features (a plan update announced at 23:00 waits until 07:00);
+    reminders themselves apply the same rule in SQL (reminder_enqueue)."""
+    row = await session.get(ReminderPrefs, user.id)
+    start, end = _quiet((row.quiet_start, row.quiet_end) if row else None)
+    if in_quiet_hours(now, user.timezone, start, end):
+        return quiet_hours_end(now, user.timezone, end)
+    return now
+
+
 class ReminderService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, panel: PanelService,
                  education: EducationService, *, postgres: bool = False):
@@ -259,7 +271,14 @@ class ReminderService:
             await with_retry(lambda: self.ensure_defaults(now))
             self._last_ensure = now
         if self._postgres:
-            queued = sum(await asyncio.gather(*(self._light_shard(now, k) for k in range(SHARDS))))
+            # Every shard runs to its end before a failure is raised: a failed sibling must not leave the
+            # other still writing in the background while the next tick starts (each is atomic anyway).
+            results = await asyncio.gather(*(self._light_shard(now, k) for k in range(SHARDS)),
+                                           return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                raise failed[0]
+            queued = sum(r for r in results if isinstance(r, int))
         else:
             queued = 0
             while True:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -202,3 +202,25 @@ async def test_two_team_members_saving_at_once_both_land(services: Services) -> 
     assert sorted(r.version for r in results if r is not None) == [1, 2]
     current = await services.plans.current(patient.id)
     assert current is not None and current[0].version == 2
+
+
+async def test_plan_saved_late_at_night_is_announced_after_quiet_hours(services: Services) -> None:
+    """Issue 6: nothing non-urgent during quiet hours. Saved at 23:30 Shanghai, the announcement waits
+    until the patient's 07:00; a patient who set quiet hours 23:00-06:00 gets it at 06:00."""
+    doctor, patient = await _setup(services)
+    await services.reminders.set_quiet_hours(patient.id, time(23, 0), time(6, 0))
+    services.clock.advance(hours=15, minutes=30)  # START + 15:30 = 23:30 in Shanghai
+    draft = await services.plans.draft(doctor.id, patient.id)
+    assert draft is not None
+    saved = await services.plans.save(doctor.id, patient.id, draft[1])
+    assert saved is not None and saved.announced == 1
+    async with services.sessions() as session:
+        due = await session.scalar(select(Outbox.next_attempt_at).where(Outbox.recipient_id == patient.id))
+    assert due == datetime(2026, 3, 2, 22, 0, tzinfo=UTC)  # 06:00 the next morning in Shanghai
+    services.clock.advance(hours=10, minutes=30)  # 10:00 the next day: a new version goes out at once
+    again = await services.plans.save(doctor.id, patient.id, replace(draft[1], followup_days=30))
+    assert again is not None and again.announced == 1
+    async with services.sessions() as session:
+        latest = await session.scalar(select(Outbox.next_attempt_at).where(Outbox.recipient_id == patient.id)
+                                      .order_by(Outbox.id.desc()).limit(1))
+    assert latest == datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
