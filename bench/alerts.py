@@ -11,12 +11,15 @@ answer one 429 (retry_after 1) every 2 s (`tg.fail_next`; the fake has no probab
 
 Reported per database: p50/p99 from the patient's message to the alert message arriving in the
 doctor's chat (target p99 < 1 s), alerts lost (alert rows with no delivered message: must be 0)
-and duplicates (an alert delivered more than once as a new message: must be 0).
+and duplicates (an alert delivered more than once as a new message: must be 0). Beside it, the
+price: p50/p99 from each ordinary reading to its "Saved" reply, how many were answered, and when
+the last one was (above the bot's capacity the ordinary backlog grows; urgent chats go first).
 
 One doctor chat may receive about 1 message/s (Telegram's and the fake's per-chat limit), so the
 urgent load is spread over `--doctors` (default: one per 0.5 alerts/s).
 
     .venv/bin/python -m bench.alerts [--rate R] [--seconds D] [--doctors N] [--db sqlite|postgres] [--full]
+                                     [--no-baseline]
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import asyncio
 import math
 import re
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -133,14 +137,19 @@ async def run_db(kind: str, rate: float, seconds: float, doctors: int, drain_tim
             urgent_sent: dict[int, float] = {}
             if isinstance(tg, RemoteTelegram):
                 start = time.perf_counter()
-                got = await tg.paced([(sim.id, text) for sim, text in schedule], rate, alert_in(doctor_chats),
-                                     expect=urgent_count, drain_timeout=drain_timeout, inject_failures=True,
-                                     settle=0.5)
+                # "Saved" replies are timed in the routine patients' chats only (not in `chats`).
+                urgent_chats = {sim.id for sim in urgent_sims}
+                got = await tg.paced([(sim.id, text) for sim, text in schedule], rate,
+                                     alert_in(doctor_chats | urgent_chats, saved=True), expect=total,
+                                     drain_timeout=drain_timeout, inject_failures=True, settle=0.5)
                 injector.injected_500, injector.injected_429 = got.injected_500, got.injected_429
                 urgent_sent = {user_id: at for user_id, text, at in got.sent if text == URGENT}
                 send_seconds = got.sent[-1][2] - start if got.sent else 0.0
-                return await _report(kind, care, injector, [(at, data) for at, _c, _t, data in got.events],
-                                     urgent_sent, urgent_count, rate, seconds, send_seconds, len(docs))
+                alerts = [(at, data) for at, chat, _t, data in got.events if chat in doctor_chats]
+                saved = [(at, chat) for at, chat, _t, _data in got.events if chat not in doctor_chats | urgent_chats]
+                price = Ordinary.of([(user_id, at) for user_id, text, at in got.sent if text != URGENT], saved, start)
+                return await _report(kind, care, injector, alerts, urgent_sent, urgent_count, rate, seconds,
+                                     send_seconds, len(docs), price)
 
             def on_send(_k: int, sim: SimUser, text: str, at: float) -> None:
                 if text == URGENT:
@@ -150,31 +159,68 @@ async def run_db(kind: str, rate: float, seconds: float, doctors: int, drain_tim
                 return event.chat_id in doctor_chats and event.message is not None and any(
                     ALERT_ID.match(data) for row in event.message.inline for _label, data in row)
 
+            routine_chats = {sim.id for sim in sims[:routine]}
+
+            def is_saved(event: ChatEvent) -> bool:
+                return event.chat_id in routine_chats and event.message is not None and (
+                    "Saved" in (event.message.text or ""))
+
             delivered = ReplyLog(match=is_alert)
+            answered = ReplyLog(match=is_saved)
             unsubscribe = tg.subscribe(delivered)
+            unsubscribe_saved = tg.subscribe(answered)
             inject_task = asyncio.create_task(injector.run())
             try:
                 start = time.perf_counter()
-                await paced(schedule, rate, on_send)
+                sent = await paced(schedule, rate, on_send)
                 send_seconds = time.perf_counter() - start
                 await delivered.wait_for(urgent_count, drain_timeout)
+                await answered.wait_for(total - urgent_count, drain_timeout)
                 await asyncio.sleep(0.5)  # a late duplicate would show up here
             finally:
                 inject_task.cancel()
                 unsubscribe()
+                unsubscribe_saved()
             deliveries = [(at, [d for row in event.message.inline for _label, d in row])
                           for at, event in delivered.events if event.message is not None]
+            urgent_ids = {sim.id for sim in urgent_sims}
+            price = Ordinary.of([(chat, at) for chat, times in sent.items() if chat not in urgent_ids for at in times],
+                                [(at, event.chat_id) for at, event in answered.events], start)
             return await _report(kind, care, injector, deliveries, urgent_sent, urgent_count, rate, seconds,
-                                 send_seconds, len(docs))
+                                 send_seconds, len(docs), price)
         finally:
             if inject_task is not None and not inject_task.done():
                 inject_task.cancel()
             await care.stop()
 
 
+@dataclass
+class Ordinary:
+    """The price of urgent-first: how the ordinary readings fared (message -> its "Saved" reply)."""
+
+    sent: int
+    answered: int
+    latencies: list[float]
+    last_answer_s: float  # from the first send to the last "Saved": when the backlog drained
+
+    @staticmethod
+    def of(sent: list[tuple[int, float]], answers: list[tuple[float, int]], start: float) -> Ordinary:
+        """Pair each chat's k-th ordinary reading with its k-th "Saved" (a chat is handled in order)."""
+        by_chat: dict[int, list[float]] = defaultdict(list)
+        for chat, at in sent:
+            by_chat[chat].append(at)
+        replies: dict[int, list[float]] = defaultdict(list)
+        for at, chat in answers:
+            replies[chat].append(at)
+        lat = [r - s for chat, times in by_chat.items() for s, r in zip(sorted(times), replies.get(chat, []),
+                                                                         strict=False)]
+        last = max((at for at, _chat in answers), default=start) - start
+        return Ordinary(len(sent), len(answers), lat, last)
+
+
 async def _report(kind: str, care: CareCircle, injector: FailureInjector, deliveries: list[tuple[float, list[str]]],
                   urgent_sent: dict[int, float], urgent_count: int, rate: float, seconds: float,
-                  send_seconds: float, doctors: int) -> dict[str, Any]:
+                  send_seconds: float, doctors: int, price: Ordinary) -> dict[str, Any]:
     first_seen: dict[int, float] = {}
     copies: Counter[int] = Counter()
     for at, datas in deliveries:
@@ -213,16 +259,19 @@ async def _report(kind: str, care: CareCircle, injector: FailureInjector, delive
          urgent_readings=urgent_count, alert_rows=len(alert_rows), delivered=len(first_seen),
          alert_send_failures=send_failed, outbox_left=pending, injected_500=injector.injected_500,
          injected_429=injector.injected_429, rate=rate, seconds=seconds, send_seconds=send_seconds,
-         doctors=doctors)
+         doctors=doctors, ordinary_sent=price.sent, ordinary_answered=price.answered,
+         ordinary_p50_ms=ms(percentile(price.latencies, 50)), ordinary_p99_ms=ms(percentile(price.latencies, 99)),
+         ordinary_last_answer_s=price.last_answer_s)
     return result
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     split = not args.in_process
-    baseline = await echo_burst(int(args.rate), 1, glue=False, split=split)
-    emit(BENCH, "echo_baseline_reply_p99_ms", baseline.p99_ms, unit="ms", p50_ms=baseline.p50_ms,
-         baseline_is="echo bot, PTB defaults: R users send one message each at once",
-         telegram="child process" if split else "same process")
+    if not args.no_baseline:
+        baseline = await echo_burst(int(args.rate), 1, glue=False, split=split)
+        emit(BENCH, "echo_baseline_reply_p99_ms", baseline.p99_ms, unit="ms", p50_ms=baseline.p50_ms,
+             baseline_is="echo bot, PTB defaults: R users send one message each at once",
+             telegram="child process" if split else "same process")
     doctors = args.doctors or max(1, math.ceil(args.rate * 0.05 / 0.5))
     return [await run_db(kind, args.rate, args.seconds, doctors, args.drain_timeout, split)
             for kind in await database_kinds(args.db)]
@@ -236,6 +285,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--db", action="append", choices=["sqlite", "postgres"], help="default: both")
     parser.add_argument("--drain-timeout", type=float, default=60.0, help="wait this long for late alerts")
     parser.add_argument("--full", action="store_true", help="500 readings/s for 30 s")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the echo baseline (A/B runs)")
     parser.add_argument("--in-process", action="store_true",
                         help="FakeTelegram and the users in this process (default: a child process)")
     args = parser.parse_args(argv)

@@ -27,8 +27,10 @@ ANY: Match = ("any", frozenset())
 SAVED: Match = ("saved", frozenset())
 
 
-def alert_in(chats: set[int]) -> Match:
-    return ("alert", frozenset(chats))
+def alert_in(chats: set[int], saved: bool = False) -> Match:
+    """Alerts in `chats` (the doctors'); with saved=True also every "Saved" reply in chats not
+    listed (the ordinary readings, to time them too; list the chats whose replies must not count)."""
+    return ("alert_or_saved" if saved else "alert", frozenset(chats))
 
 
 @dataclass(frozen=True)
@@ -167,9 +169,11 @@ def _matcher(match: Match) -> Any:
             return False
         if kind == "saved":
             return bool(event.message.text and "Saved" in event.message.text)
-        if kind == "alert":
-            return event.chat_id in chats and any(
-                data.startswith("al:ack:") for row in event.message.inline for _label, data in row)
+        if kind in ("alert", "alert_or_saved"):
+            if event.chat_id in chats and any(
+                    data.startswith("al:ack:") for row in event.message.inline for _label, data in row):
+                return True
+            return kind == "alert_or_saved" and event.chat_id not in chats and "Saved" in (event.message.text or "")
         return True
 
     return matches
