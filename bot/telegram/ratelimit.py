@@ -3,7 +3,12 @@
 Telegram: about 1 message/s per private chat (short bursts tolerated), 20/min per group, and
 about 30/s for bulk messages the bot starts itself. Replies to a user who just wrote are not
 bulk, so only calls made with `rate_limit_args={"bulk": True}` (the outbox worker) take a
-token from the global bucket. A 429 that slips through is honoured (`retry_after`) and retried.
+token from the global bucket; `{"bulk": True, "urgent": True}` (alerts) go first there. A 429
+that slips through is honoured (`retry_after`) and retried.
+
+`rate_limit_args={"before_send": <coroutine function>}` is awaited right before each request goes
+out, after every wait here (one can be long under 429s): the outbox checks there that the row it is
+about to send is still its own (bot.services.outbox). If it raises, the request is not sent.
 """
 
 from __future__ import annotations
@@ -51,7 +56,12 @@ class SendWindow:
     window at the server can hold more than `limit` arrivals, whatever the event-loop or HTTP
     jitter, and an idle bot may still send `limit` at once (a token bucket needed burst 1 and
     25/s of 30 to stay clear of 429s, so a circle's 19 copies took 0.76 s even when idle).
-    Waiters queue FIFO behind one lock, so thousands of them do not all wake at each slot."""
+    Waiters queue FIFO behind one lock, so thousands of them do not all wake at each slot.
+
+    Urgent sends (`acquire(urgent=True)`: alerts) queue behind a lock of their own, and an
+    ordinary waiter steps aside while any urgent one waits, so an alert takes the next free slot
+    however many reminders are queued. Both lanes count in the same window: the limit holds for
+    the sum (the check and the taking of a slot happen with no await in between)."""
 
     def __init__(self, limit: int, window: float = 1.0) -> None:
         self.limit = limit
@@ -59,17 +69,29 @@ class SendWindow:
         self._ends: deque[float] = deque()  # when each finished send stops counting (sorted)
         self._inflight = 0
         self._lock = asyncio.Lock()
+        self._urgent_lock = asyncio.Lock()
+        self._urgent_waiting = 0
 
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                while self._ends and self._ends[0] <= now:
-                    self._ends.popleft()
-                if self._inflight + len(self._ends) < self.limit:
-                    self._inflight += 1
-                    return
-                await asyncio.sleep(self._ends[0] - now if self._ends else 0.005)
+    async def acquire(self, urgent: bool = False) -> None:
+        if urgent:
+            self._urgent_waiting += 1
+        try:
+            async with self._urgent_lock if urgent else self._lock:
+                while True:
+                    now = time.monotonic()
+                    while self._ends and self._ends[0] <= now:
+                        self._ends.popleft()
+                    free = self._inflight + len(self._ends) < self.limit
+                    if free and (urgent or not self._urgent_waiting):
+                        self._inflight += 1
+                        return
+                    if free:  # an urgent send is about to take it; look again shortly
+                        await asyncio.sleep(0.002)
+                    else:
+                        await asyncio.sleep(self._ends[0] - now if self._ends else 0.005)
+        finally:
+            if urgent:
+                self._urgent_waiting -= 1
 
     def release(self) -> None:
         self._inflight -= 1
@@ -132,6 +154,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         rate_limit_args: dict[str, Any] | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         attempt = 0
+        before_send = rate_limit_args.get("before_send") if rate_limit_args else None
         while True:
             group = None
             if endpoint in SEND_METHODS and "chat_id" in data:
@@ -146,12 +169,14 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             bulk = endpoint in SEND_METHODS and bool(rate_limit_args and rate_limit_args.get("bulk"))
             if bulk:
                 try:
-                    await self._bulk.acquire()
+                    await self._bulk.acquire(urgent=bool(rate_limit_args and rate_limit_args.get("urgent")))
                 except BaseException:
                     if group is not None:
                         group.release()
                     raise
             try:
+                if before_send is not None:  # the outbox's lease check, after every wait above
+                    await before_send()
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 attempt += 1

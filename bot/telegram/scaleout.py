@@ -20,7 +20,10 @@ periodic job runs twice. We chose this over a token-bucket row in PostgreSQL bec
 correct by construction and costs nothing per message (a shared row costs an UPDATE per send,
 every worker queueing on one row lock), while one process sends 25 msg/s with ease. If the leader
 dies its connection closes, PostgreSQL frees the lock, and another worker takes over within
-LEADER_RETRY seconds; outbox rows it had leased are sent again when the lease ends.
+LEADER_RETRY seconds; outbox rows it had leased are sent again when the lease ends. A leader that
+loses its lock but lives (its connection was cut) stops claiming at once, yet lets the sends already
+on the wire finish and be marked: cancelling them mid-request made the next leader send those
+messages again. Lease tokens keep the two apart meanwhile (bot.services.outbox).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ LEADER_RETRY = 1.0  # seconds between attempts to become the leader
 HEARTBEAT = 1.0  # seconds between liveness checks of the listener and leader connections
 FALLBACK_POLL = 2.0  # the owner looks at its inbox at least this often, notification or not
 FETCH_LIMIT = 1000
+STOP_DRAIN = 10.0  # seconds a stopping worker gives its outbox sends on the wire (the supervisor kills at 20)
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class ScaleOut:
         self._own_slot = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._leader_tasks: list[asyncio.Task[Any]] = []
+        self._retiring: set[asyncio.Task[Any]] = set()  # a past term's outbox sender, finishing its sends
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -127,6 +132,12 @@ class ScaleOut:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self._retiring:  # the outbox finishing what it has on the wire, then cancelled for good
+            _done, pending = await asyncio.wait(self._retiring, timeout=STOP_DRAIN)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2)
         log.info("worker %s: %d updates received (%d for other workers), %d handled here, leader %d times",
                  self.slot, self.stats.received, self.stats.for_others, self.stats.queued, self.stats.leader_terms)
 
@@ -249,7 +260,7 @@ class ScaleOut:
         self.is_leader = True
         self.stats.leader_terms += 1
         log.info("worker %s is the leader: outbox sender and periodic jobs", self.slot)
-        self._leader_tasks = [
+        self._leader_tasks = [  # the outbox sender first: _step_down lets it finish its sends
             asyncio.create_task(care.services.outbox.run_forever(care.application.bot,
                                                                  care.settings.outbox_poll_seconds)),
             asyncio.create_task(self._periodic()),
@@ -262,15 +273,25 @@ class ScaleOut:
             try:
                 await self.care.tick()
             except Exception:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # a cancelled DB call may surface as another exception: stop, do not tick on
                 log.exception("periodic tick failed")
             await asyncio.sleep(min(30.0, self.care.settings.reminder_tick_seconds))
 
     def _step_down(self) -> None:
+        """Stop the leader's work. Cancelling the outbox sender stops its claiming at once; it then
+        lets the requests it has on the wire finish (OutboxWorker.run_forever), so it is kept until it
+        ends rather than awaited here."""
         if self.is_leader:
             log.warning("worker %s is no longer the leader", self.slot)
         self.is_leader = False
         for task in self._leader_tasks:
             task.cancel()
+        sender = self._leader_tasks[0] if self._leader_tasks else None  # the outbox sender (see _become_leader)
+        if sender is not None and not sender.done():
+            self._retiring.add(sender)
+            sender.add_done_callback(self._retiring.discard)
         self._leader_tasks = []
 
     async def _loop(self, name: str, body: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
