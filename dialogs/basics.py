@@ -124,6 +124,7 @@ async def undo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if removed is None:
         await reply(update, w.t("There is no reading to delete."))
         return
+    w.services.outbox.wake()  # an alert the reading raised may be withdrawn: its doctor is told
     await reply(update, w.t("Deleted your last reading: {reading}. Send it again if it needs correcting.",
                             reading=reading_text(removed, w.t)))
 

@@ -108,8 +108,7 @@ async def _save(update: Update, context: ContextTypes.DEFAULT_TYPE, w: Who) -> i
     if result is None:
         await reply(update, t("That reading is no longer there. Send the reading again as a new one."))
         return ConversationHandler.END
-    if result.alert is not None:
-        w.services.outbox.wake()
+    w.services.outbox.wake()  # a new alert, or the notice that the old one is withdrawn
     stored = await _service(w).last(w.user.id)
     shown = NewReading.from_parsed(stored) if stored is not None and stored.id == result.reading_id else reading
     unit = w.loaded_profile.glucose_unit if w.loaded_profile else "mmol"

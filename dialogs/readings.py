@@ -211,6 +211,7 @@ async def save(update: Update, context: ContextTypes.DEFAULT_TYPE, w: Who, item:
         patient_id, reading, entered_by=w.user.id, measured_at=when,
         source_update_id=item.get("update_id"), seq=int(item.get("seq", 0)),
         symptoms=frozenset(item.get("symptoms", [])),
+        known=(w.user, w.loaded_profile) if patient_id == w.user.id else None,  # read with the sender
     )
     if result.alert is not None:
         w.services.outbox.wake()

@@ -211,6 +211,104 @@ class AlertService:
                                    dedupe_key=f"alert:{alert.id}:edit:{doctor.id}:{alert.repeat_count}",
                                    next_attempt_at=now))
 
+    async def reading_withdrawn(self, session: AsyncSession, reading: Reading, patient: User | None, *,
+                                deleted: bool) -> list[int]:
+        """Inside the transaction that corrects `reading` to a value that is no longer urgent (/edit)
+        or deletes it (/undo): the patient says the urgent value was entered in error.
+
+        Why: an alert raised by a typo sends a doctor rushing and, unanswered, pages the whole team.
+        For every alert this reading raised or was folded into:
+        - open, and none of its other readings is still urgent: closed (no more escalation) with the
+          event "closed" / "corrected by patient: entered in error" (or "deleted by ..."); each alert
+          message already sent is edited to say so (buttons removed), one not sent yet is rewritten
+          the same way, and whoever got it (doctors, caregivers' copies) gets a short notice.
+        - open, another of its readings still urgent: stays open and now points at that reading (so an
+          escalation re-sends a real urgent value); the recipients are told of the correction.
+        - acknowledged: stays acknowledged (someone already acts on it); the recipients are told.
+        A correction that is still urgent is no withdrawal: the caller raises it the normal way
+        (`raise_in`). Returns the ids of the alerts closed."""
+        now = self._clock.now()
+        marker = f"reading {reading.id}"
+        folded_into = select(AlertEvent.alert_id).where(AlertEvent.event == "repeat", AlertEvent.detail == marker)
+        alerts = list(await session.scalars(
+            select(Alert).where(Alert.patient_id == reading.patient_id, Alert.status.in_(("open", "acknowledged")),
+                                or_(Alert.reading_id == reading.id, Alert.id.in_(folded_into)))
+            .order_by(Alert.id)))
+        closed: list[int] = []
+        what = "deleted" if deleted else "corrected"
+        for alert in alerts:
+            still_urgent = await self._other_urgent_reading(session, alert, reading.id)
+            if alert.status == "open" and still_urgent is None:
+                alert.status = "closed"
+                alert.next_escalation_at = None
+                session.add(AlertEvent(alert_id=alert.id, at=now, event="closed",
+                                       detail=f"{what} by patient: entered in error (reading {reading.id})"))
+                closed.append(alert.id)
+            else:
+                if alert.status == "open" and still_urgent is not None:
+                    alert.reading_id = still_urgent
+                detail = f"reading {reading.id} {what} by patient: no longer urgent"
+                session.add(AlertEvent(alert_id=alert.id, at=now, event=what, detail=detail[:256]))
+            await self._tell_withdrawn(session, alert, reading, patient, deleted=deleted,
+                                       closed=alert.status == "closed", now=now)
+        return closed
+
+    async def _other_urgent_reading(self, session: AsyncSession, alert: Alert, reading_id: int) -> int | None:
+        """The newest other reading of `alert` (the one that raised it, or one folded in) still urgent."""
+        details = await session.scalars(select(AlertEvent.detail).where(
+            AlertEvent.alert_id == alert.id, AlertEvent.event == "repeat"))
+        ids = {int(d.removeprefix("reading ")) for d in details
+               if d.startswith("reading ") and d.removeprefix("reading ").isdigit()}
+        if alert.reading_id is not None:
+            ids.add(alert.reading_id)
+        ids.discard(reading_id)
+        if not ids:
+            return None
+        return await session.scalar(
+            select(Reading.id).where(Reading.id.in_(ids), Reading.urgent.is_(True))
+            .order_by(Reading.measured_at.desc(), Reading.id.desc()).limit(1))
+
+    async def _tell_withdrawn(self, session: AsyncSession, alert: Alert, reading: Reading, patient: User | None, *,
+                              deleted: bool, closed: bool, now: Any) -> None:
+        """The messages of `reading_withdrawn`: edit or rewrite the alert messages of a closed alert,
+        and a short notice (a reply to the alert message) to everyone who received one."""
+        rows = list(await session.scalars(
+            select(Outbox).where(Outbox.alert_id == alert.id, Outbox.kind.in_(("alert", "alert_copy")))
+            .order_by(Outbox.id)))
+        told: set[int] = set()
+        for row in rows:
+            person = await session.get(User, row.recipient_id) if row.recipient_id else None
+            if person is None:
+                continue
+            t = translator(person.language)
+            shown = reading_text(reading, t)
+            if deleted:
+                line = t("Reading deleted by the patient (entered in error): {reading}.", reading=shown)
+            else:
+                line = t("Reading corrected by the patient: {reading}, no longer urgent.", reading=shown)
+            if closed and row.status in ("pending", "sent"):
+                original = str((row.payload or {}).get("text", ""))
+                text = "✅ " + t("Closed: {what}", what=line) + "\n\n" + original
+                if row.status == "pending":  # not delivered yet: they get the closed version only
+                    row.payload = {"text": text}
+                    told.add(person.id)
+                    continue
+                if row.telegram_message_id:
+                    session.add(Outbox(kind="edit", recipient_id=person.id, chat_id=row.chat_id, alert_id=alert.id,
+                                       payload={"text": text, "message_id": row.telegram_message_id},
+                                       next_attempt_at=now))
+            if person.id in told or row.status not in ("sent", "sending"):
+                continue
+            told.add(person.id)
+            lines = ["ℹ️ " + line]
+            if patient is not None:
+                lines.append(t("Patient: {name}", name=patient.display_name or patient.first_name))
+            if not closed and alert.status == "open":
+                lines.append(t("Another reading in this alert is still urgent: the alert stays open."))
+            session.add(Outbox(kind="notice", recipient_id=person.id, chat_id=row.chat_id, alert_id=alert.id,
+                               payload={"text": "\n".join(lines), "reply_to": row.telegram_message_id},
+                               next_attempt_at=now))
+
     async def may_act(self, session: AsyncSession, alert: Alert, user_id: int) -> bool:
         """Only the patient's own doctor or a member of the patient's team may act on an alert."""
         profile = await session.get(PatientProfile, alert.patient_id)

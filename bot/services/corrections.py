@@ -4,6 +4,12 @@ fresh assessment, and is stamped `edited_at`.
 Why a correction re-assesses: a typo can hide or fake an emergency. "158/95" corrected to
 "185/115" must alert the doctor exactly as if it had been sent that way, in the same
 transaction as the change (AlertService.raise_in, like ReadingService.record).
+
+The other way round, "185/115" corrected to "150/95" withdraws the urgent value: the open alert it
+raised is closed ("corrected by patient: entered in error") unless another of its readings is still
+urgent, and whoever got the alert is told, so the doctor does not rush; an alert already
+acknowledged stays so and its doctor is told (AlertService.reading_withdrawn, same transaction).
+A correction that is still urgent goes the normal way and keeps the alert open.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ class CorrectionService:
             alert = None
             if assessment.alert_rule:
                 alert = await self._alerts.raise_in(session, patient, profile, row, assessment, age)
+            else:  # no longer urgent: an alert this reading raised is closed or its doctor told
+                await self._alerts.reading_withdrawn(session, row, patient, deleted=False)
             return RecordResult(row.id, assessment, False, average, alert)
 
 

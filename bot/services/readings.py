@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, column, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import raiseload
@@ -78,14 +78,25 @@ _AVERAGE = select(
 _COLUMNS = ("patient_id", "entered_by", "kind", "systolic", "diastolic", "pulse", "mmol", "context", "meter", "kg",
             "arm", "posture", "symptoms", "category", "urgent", "in_target", "measured_at", "created_at",
             "source_update_id", "seq")
-# INSERT .. ON CONFLICT (source_update_id, seq) DO NOTHING RETURNING id: the same text on SQLite
-# (>= 3.35) and PostgreSQL. Written as text() because SQLAlchemy's dialect INSERT constructs are
-# never compile-cached; a NULL source update never conflicts, so such readings always insert.
+# The 7-day figures shown with "Saved": the patient's other readings of this kind in the week up
+# to this one; as scalar subqueries of the INSERT's RETURNING, so storing a reading and reading its
+# average is one round trip (issue 4). They cannot see the new row on either database (and
+# exclude it by id all the same).
+_WEEK = ("FROM readings AS w WHERE w.patient_id = :patient_id AND w.kind = :kind AND w.measured_at >= :since "
+         "AND w.measured_at <= :measured_at AND w.id != readings.id")
+# INSERT .. ON CONFLICT (source_update_id, seq) DO NOTHING RETURNING id, 7-day average: the same
+# text on SQLite (>= 3.35) and PostgreSQL. Written as text() because SQLAlchemy's dialect INSERT
+# constructs are never compile-cached; a NULL source update never conflicts, so such readings
+# always insert.
 _INSERT = text(
     f"INSERT INTO readings ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
-    "ON CONFLICT (source_update_id, seq) DO NOTHING RETURNING id"
-).bindparams(*(bindparam(c, type_=Reading.__table__.c[c].type) for c in _COLUMNS)).columns(
-    Reading.__table__.c.id)
+    "ON CONFLICT (source_update_id, seq) DO NOTHING RETURNING id, "
+    + ", ".join(f"(SELECT {agg} {_WEEK}) AS {name}" for agg, name in (
+        ("count(w.id)", "n"), ("avg(w.systolic)", "sys_avg"), ("avg(w.diastolic)", "dia_avg"),
+        ("avg(w.mmol)", "mmol_avg")))
+).bindparams(*(bindparam(c, type_=Reading.__table__.c[c].type) for c in _COLUMNS),
+             bindparam("since", type_=Reading.__table__.c.measured_at.type)).columns(
+    Reading.__table__.c.id, column("n"), column("sys_avg"), column("dia_avg"), column("mmol_avg"))
 
 
 class ReadingService:
@@ -104,9 +115,17 @@ class ReadingService:
         source_update_id: int | None = None,
         seq: int = 0,
         symptoms: frozenset[str] = frozenset(),
+        known: tuple[User, PatientProfile | None] | None = None,
     ) -> RecordResult:
+        """`known`: the patient and profile the caller read moments ago in this update
+        (`UserService.sender`); a consenting patient with a profile there saves the patient
+        SELECT and its ORM load (issue 4). Anything else is read in the transaction as before."""
+        if known is not None and not (known[0].id == patient_id and known[0].consent_at is not None
+                                      and known[1] is not None):
+            known = None
         return await with_retry(
-            lambda: self._record(patient_id, reading, entered_by, measured_at, source_update_id, seq, symptoms)
+            lambda: self._record(patient_id, reading, entered_by, measured_at, source_update_id, seq, symptoms,
+                                 known)
         )
 
     async def _record(
@@ -118,14 +137,18 @@ class ReadingService:
         source_update_id: int | None,
         seq: int,
         symptoms: frozenset[str],
+        known: tuple[User, PatientProfile | None] | None = None,
     ) -> RecordResult:
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            # Hot path (issue 4): patient and profile in one SELECT, the reading in one
-            # INSERT .. ON CONFLICT DO NOTHING RETURNING id (the unique source update makes a
-            # redelivery a no-op), the 7-day average in one SELECT.
-            found = (await session.execute(_PATIENT, {"patient_id": patient_id})).first()
-            patient, profile = found if found is not None else (None, None)
+            # Hot path (issue 4): patient and profile in one SELECT (none when the caller knows
+            # them), the reading in one INSERT .. ON CONFLICT DO NOTHING RETURNING id and the 7-day
+            # average (the unique source update makes a redelivery a no-op).
+            if known is not None:
+                patient, profile = known
+            else:
+                found = (await session.execute(_PATIENT, {"patient_id": patient_id})).first()
+                patient, profile = found if found is not None else (None, None)
             if patient is None or patient.consent_at is None:
                 raise PermissionError("no consent: clinical data is not stored for this user")
             age = age_of(profile, now)
@@ -152,16 +175,18 @@ class ReadingService:
                 "source_update_id": source_update_id,
                 "seq": seq,
             }
-            new_id = await session.scalar(_INSERT, values)
-            if new_id is None:  # this update was recorded before (a replay after a crash)
+            stored = (await session.execute(_INSERT, {**values, "since": values["measured_at"] - timedelta(days=7)})
+                      ).first()
+            if stored is None:  # this update was recorded before (a replay after a crash)
                 existing = await session.scalar(
                     select(Reading).where(Reading.source_update_id == source_update_id, Reading.seq == seq)
                 )
                 assert existing is not None
                 average = await self._average(session, patient_id, reading.kind, existing.measured_at, existing.id)
                 return RecordResult(existing.id, assessment, True, average)
+            new_id, count, sys_avg, dia_avg, mmol_avg = stored
             row = Reading(id=new_id, **values)  # a plain value for the alert text; already stored
-            average = await self._average(session, patient_id, reading.kind, row.measured_at, row.id)
+            average = Average(int(count or 0), _f(sys_avg), _f(dia_avg), _f(mmol_avg))
             alert = None
             if assessment.alert_rule:
                 alert = await self._alerts.raise_in(session, patient, profile, row, assessment, age)
@@ -213,12 +238,16 @@ class ReadingService:
             return list(rows)
 
     async def delete_last(self, patient_id: int) -> Reading | None:
+        """/undo. Deleting an urgent reading withdraws it: the open alert it raised is closed and
+        whoever got the alert is told, in the same transaction (AlertService.reading_withdrawn)."""
         async with self._sessions.begin() as session:
             row = await session.scalar(
                 select(Reading).where(Reading.patient_id == patient_id).order_by(Reading.created_at.desc(),
                                                                                    Reading.id.desc()).limit(1)
             )
             if row is not None:
+                patient = await session.get(User, patient_id)
+                await self._alerts.reading_withdrawn(session, row, patient, deleted=True)
                 await session.delete(row)
             return row
 

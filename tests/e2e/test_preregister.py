@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import CareCircle
+from bot.clinical.plan import CarePlan, PlanMedicine, PlanTargets
 from bot.sandbox import FakeTelegram, SimUser
-from storage.models import PatientProfile, TeamMember, User
-from tests.e2e.helpers import doctor, linked_patient
+from storage.models import Medicine, PatientProfile, TeamMember, User
+from storage.reminder_models import Prescription
+from tests.e2e.helpers import doctor, join_by_link, linked_patient
 from tests.e2e.helpers import until_text as _until
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -36,23 +38,6 @@ async def _preregister(doc: SimUser, name: str = "Zhang Wei") -> tuple[int, str]
     assert "Pre-registered #" in card.text and name in card.text
     number = int(card.text.split("#")[1].split()[0])
     return number, card.text.split("start=")[1].split()[0]
-
-
-async def _join(tg: FakeTelegram, payload: str, name: str = "Wei") -> SimUser:
-    u = tg.user(name, language_code="en")
-    await u.send(f"/start {payload}")
-    await u.next_message()
-    await u.press("English")
-    await u.next_message()
-    await u.press("I agree")
-    await u.next_message()
-    await u.press("High blood pressure")  # the patient's own answer; the doctor's diagnosis is kept too
-    await u.next_message()
-    await u.press("Skip")  # year of birth: the doctor already entered it
-    await u.next_message()
-    await u.press("Yes")
-    assert "/help" in (await u.next_message()).text
-    return u
 
 
 async def test_preregistered_patient_joins_by_personal_link(tg: FakeTelegram, app: CareCircle) -> None:
@@ -81,8 +66,9 @@ async def test_preregistered_patient_joins_by_personal_link(tg: FakeTelegram, ap
     await doc.send(f"/msg {number} hello")
     assert "not joined" in (await doc.next_message()).text
 
-    u = await _join(tg, payload)
-    linked = await _until(u, "linked")
+    u = tg.user("Wei", language_code="en")
+    # the patient's own answer (the doctor's diagnosis is kept too); year of birth skipped: the doctor entered it
+    linked = await join_by_link(u, payload, condition="High blood pressure", year=None)
     assert "Dr Li" in linked
     joined = await app.services.users.by_telegram(u.id)
     assert joined is not None
@@ -134,3 +120,34 @@ async def test_patient_view_sends_the_chart_beside_the_summary(tg: FakeTelegram,
     chart = await doc.next_message(timeout=15)
     assert chart.photo and chart.photo_bytes and chart.photo_bytes[:8] == PNG
     assert f"#{user.id} Wang" in chart.text and "30 days" in chart.text
+
+
+async def test_plan_and_lessons_made_before_joining_follow_the_patient(tg: FakeTelegram, app: CareCircle) -> None:
+    """Issue 5: what the doctor set up for the pre-registered record (a personal plan with a medicine,
+    a lesson prescription) is the patient's once they join, not deleted with the placeholder."""
+    doc = await doctor(tg, app)
+    doc_user = await app.services.users.by_telegram(doc.id)
+    assert doc_user is not None
+    number, payload = await _preregister(doc)
+    plan = CarePlan(PlanTargets(130, 80), medicines=(PlanMedicine("Amlodipine", "5 mg", ("08:00",)),))
+    assert await app.services.plans.save(doc_user.id, number, plan) is not None
+    await doc.send(f"/prescribe {number} low-salt")
+    assert "Prescribed" in await _until(doc, "Prescribed")
+    u = tg.user("Wei", language_code="en")
+    await join_by_link(u, payload, condition="High blood pressure", year=None)
+    joined = await app.services.users.by_telegram(u.id)
+    assert joined is not None
+    current = await app.services.plans.current(joined.id)
+    assert current is not None and current[1].medicines[0].name == "Amlodipine"
+    async with app.services.sessions() as session:
+        medicines = list(await session.scalars(select(Medicine.name).where(Medicine.patient_id == joined.id)))
+        prescriptions = list(await session.scalars(select(Prescription.set_id)
+                                                   .where(Prescription.patient_id == joined.id)))
+    assert medicines == ["Amlodipine"] and prescriptions == ["low-salt"]
+    u.drain()
+    await u.send("/plan")
+    assert "Amlodipine" in await _until(u, "Amlodipine")
+    doc.drain()
+    await doc.send(f"/prescriptions {joined.id}")
+    report = await doc.next_message()
+    assert "Not found" not in report.text and "0 of" in report.text
