@@ -13,12 +13,23 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock
 from bot.services.db import insert_for, with_retry
 from storage.models import UpdateInbox, UpdateLog
+
+# The mark's statements, built once (issue 4): a prebuilt statement keeps its SQLAlchemy cache key,
+# and the INSERT is text() run as one executemany because a dialect `insert().values([...])
+# .on_conflict_do_nothing()` is compiled afresh on every call, in proportion to its rows (the
+# same text on SQLite and PostgreSQL; a redelivery that finished first is not an error).
+_UNQUEUE = delete(UpdateInbox).where(UpdateInbox.update_id.in_(bindparam("ids", expanding=True)))
+_LOG = text(
+    "INSERT INTO update_log (update_id, processed_at) VALUES (:update_id, :processed_at) "
+    "ON CONFLICT (update_id) DO NOTHING"
+).bindparams(bindparam("update_id", type_=UpdateLog.__table__.c.update_id.type),
+             bindparam("processed_at", type_=UpdateLog.__table__.c.processed_at.type))
 
 
 class UpdateLedgerService:
@@ -82,11 +93,8 @@ class UpdateLedgerService:
     async def _mark_many(self, ids: list[int]) -> None:
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            await session.execute(delete(UpdateInbox).where(UpdateInbox.update_id.in_(ids)))
-            await session.execute(
-                insert_for(session, UpdateLog).values([{"update_id": i, "processed_at": now} for i in ids])
-                .on_conflict_do_nothing(index_elements=["update_id"])  # a redelivery finished first
-            )
+            await session.execute(_UNQUEUE, {"ids": ids})
+            await session.execute(_LOG, [{"update_id": i, "processed_at": now} for i in ids])
 
     async def prune(self, keep: timedelta = timedelta(hours=48)) -> int:
         """Telegram keeps undelivered updates 24 h, so two days of ledger is enough."""
