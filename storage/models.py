@@ -344,6 +344,7 @@ from storage import (  # noqa: E402
     chat_followup_models,  # noqa: F401
     circle_models,  # noqa: F401
     dashboard_models,  # noqa: F401
+    panel_models,  # noqa: F401
     plan_models,  # noqa: F401
     question_models,  # noqa: F401
     reminder_models,  # noqa: F401
