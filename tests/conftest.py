@@ -7,6 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -100,8 +101,35 @@ def app_settings(tg: FakeTelegram, database_url: str, **overrides: object) -> Se
 
 @pytest.fixture
 async def app(tg: FakeTelegram, sqlite_url: str) -> AsyncIterator[CareCircle]:
-    """The real application on a SQLite file, polling FakeTelegram."""
+    """The real application on a SQLite file, polling FakeTelegram, on the real clock."""
     care = build(app_settings(tg, sqlite_url))
     await care.start()
     yield care
     await care.stop()
+
+
+# --- the same on a ManualClock: a test moves time with `clock.advance(...)` and `await care.tick()`
+# instead of sleeping, and results do not depend on the hour the suite runs (quiet hours, working
+# hours). A file that needs another moment overrides `mclock` (pytest picks the nearest definition).
+# Tuesday 2026-11-24 10:00 in Shanghai: the team is at work, and a "wed 19:30" circle session is next day.
+TUESDAY_MORNING = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def mclock() -> ManualClock:
+    return ManualClock(TUESDAY_MORNING)
+
+
+@pytest.fixture
+async def care(tg: FakeTelegram, sqlite_url: str, mclock: ManualClock) -> AsyncIterator[CareCircle]:
+    """The real application polling FakeTelegram, on `mclock`."""
+    application = build(app_settings(tg, sqlite_url), clock=mclock)
+    await application.start()
+    yield application
+    await application.stop()
+
+
+@pytest.fixture
+def care_clock(care: CareCircle, mclock: ManualClock) -> tuple[CareCircle, ManualClock]:
+    """`care` and its clock together."""
+    return care, mclock

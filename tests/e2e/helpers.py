@@ -67,6 +67,33 @@ async def doctor(tg: FakeTelegram, app: object, name: str = "Dr Li", team: str =
     return d
 
 
+async def join_by_link(u: SimUser, payload: str, *, condition: str = "High blood pressure",
+                       year: str | None = "1956", unit: str = "mmol/L") -> str:
+    """Open a patient invite link (`/start p-...`) as a new user and walk the onboarding in English;
+    `year=None` presses Skip (the doctor may have entered it). Returns the "linked to your doctor"
+    message, which comes after onboarding is done."""
+    await u.send(f"/start {payload}")
+    await u.next_message()
+    await u.press("English")
+    await u.next_message()
+    await u.press("I agree")
+    await u.next_message()
+    await u.press(condition)
+    await u.next_message()
+    if year is None:
+        await u.press("Skip")
+    else:
+        await u.send(year)
+    await u.next_message()
+    await u.press("Yes")
+    if condition in ("Both", "Type 2 diabetes"):
+        await u.next_message()
+        await u.press(unit)
+    done = await u.next_message()
+    assert "/help" in done.text, done.text
+    return await until_text(u, "linked")
+
+
 async def linked_patient(tg: FakeTelegram, doc: SimUser, name: str = "Wang", **kwargs: object) -> SimUser:
     """A patient who joined through the doctor's /invite link (QR code) and finished onboarding."""
     await doc.send("/invite")
@@ -74,23 +101,7 @@ async def linked_patient(tg: FakeTelegram, doc: SimUser, name: str = "Wang", **k
     assert card.photo, "the invite comes as a QR code photo"
     payload = card.text.split("start=")[1].split()[0]
     u = tg.user(name, language_code="en")
-    await u.send(f"/start {payload}")
-    await u.next_message()
-    await u.press("English")
-    await u.next_message()
-    await u.press("I agree")
-    await u.next_message()
-    await u.press(str(kwargs.get("condition", "High blood pressure")))
-    await u.next_message()
-    await u.send(str(kwargs.get("year", "1956")))
-    await u.next_message()
-    await u.press("Yes")
-    if kwargs.get("condition") in ("Both", "Type 2 diabetes"):
-        await u.next_message()
-        await u.press("mmol/L")
-    done = await u.next_message()
-    assert "/help" in done.text
-    linked = await u.next_message()
-    assert "linked" in linked.text, linked.text
+    await join_by_link(u, payload, condition=str(kwargs.get("condition", "High blood pressure")),
+                       year=str(kwargs.get("year", "1956")))
     u.drain()
     return u

@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from bot.app import CareCircle, build
+from bot.app import CareCircle
 from bot.sandbox import FakeTelegram, SimUser
 from bot.services.chat_followups import START_EVERY
 from bot.services.clock import ManualClock
 from storage.chat_followup_models import ChatFollowUp
 from storage.models import FollowUp
-from tests.conftest import app_settings
 from tests.e2e.helpers import doctor, linked_patient, until
 
 START = datetime(2026, 3, 2, 2, 30, tzinfo=UTC)  # Monday 10:30 in Shanghai: inside the invitation hours
@@ -25,14 +23,6 @@ TODAY = date(2026, 3, 2)
 @pytest.fixture
 def mclock() -> ManualClock:
     return ManualClock(START)
-
-
-@pytest.fixture
-async def care(tg: FakeTelegram, sqlite_url: str, mclock: ManualClock) -> AsyncIterator[CareCircle]:
-    app = build(app_settings(tg, sqlite_url), clock=mclock)
-    await app.start()
-    yield app
-    await app.stop()
 
 
 async def due_today(care: CareCircle, u: SimUser) -> int:

@@ -12,9 +12,7 @@ from bot.sandbox import FakeTelegram
 from storage.circle_models import Circle
 from storage.models import User
 from tests.e2e.helpers import doctor
-from tests.e2e.test_circles import NAMES, _linked, care, setup_circle, uid, until
-
-__all__ = ["care"]  # the fixture, shared with test_circles
+from tests.e2e.test_circles import NAMES, _linked, setup_circle, uid, until
 
 
 async def _group_chat(app, circle_id: int) -> int | None:  # type: ignore[no-untyped-def]
@@ -26,8 +24,8 @@ def _texts(group) -> list[str]:  # type: ignore[no-untyped-def]
     return [m.text or "" for m in group.messages]
 
 
-async def test_linked_group_gets_announcements_and_never_members_messages(tg: FakeTelegram, care) -> None:  # type: ignore[no-untyped-def]
-    app, clock = care
+async def test_linked_group_gets_announcements_and_never_members_messages(tg: FakeTelegram, care_clock) -> None:  # type: ignore[no-untyped-def]
+    app, clock = care_clock
     c = await setup_circle(tg, app, NAMES[:3])
     wang, zhang, liu = c["people"]
     doc = c["doc"]
@@ -94,8 +92,8 @@ async def test_linked_group_gets_announcements_and_never_members_messages(tg: Fa
     assert len(group.messages) == before and tg.stats.errors.get(403, 0) == 0
 
 
-async def test_unlink_and_supergroup_migration_keep_the_link_right(tg: FakeTelegram, care) -> None:  # type: ignore[no-untyped-def]
-    app, _clock = care
+async def test_unlink_and_supergroup_migration_keep_the_link_right(tg: FakeTelegram, care_clock) -> None:  # type: ignore[no-untyped-def]
+    app, _clock = care_clock
     c = await setup_circle(tg, app, NAMES[:2])
     wang = c["people"][0]
     group = tg.group("Sunrise", [wang])
@@ -113,8 +111,8 @@ async def test_unlink_and_supergroup_migration_keep_the_link_right(tg: FakeTeleg
     assert await _group_chat(app, c["circle_id"]) is None
 
 
-async def test_event_reaches_every_member_of_the_named_circles_only(tg: FakeTelegram, care) -> None:  # type: ignore[no-untyped-def]
-    app, _clock = care
+async def test_event_reaches_every_member_of_the_named_circles_only(tg: FakeTelegram, care_clock) -> None:  # type: ignore[no-untyped-def]
+    app, _clock = care_clock
     c = await setup_circle(tg, app, NAMES[:3])
     doc, (wang, zhang, liu) = c["doc"], c["people"]
     doc_user = await app.services.users.by_telegram(doc.id)

@@ -5,49 +5,25 @@ sessions (ManualClock), challenges and flood limits."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from sqlalchemy import select, update
 
-from bot.app import CareCircle, build
+from bot.app import CareCircle
 from bot.sandbox import FakeTelegram, SimUser
 from bot.sandbox.fake.models import BotMessage
-from bot.services.clock import ManualClock
 from storage.circle_models import CircleAttendance, CircleMember, CircleSession
 from storage.models import Alert, User
-from tests.conftest import app_settings
-from tests.e2e.helpers import doctor, until
+from tests.e2e.helpers import doctor, join_by_link, until
 
 NAMES = ["Wang", "Zhang", "Liu", "Chen", "Yang"]
-
-
-@pytest.fixture
-async def care(tg: FakeTelegram, sqlite_url: str) -> AsyncIterator[tuple[CareCircle, ManualClock]]:
-    # A Tuesday 10:00 in Shanghai, so a "wed 19:30" session is next day.
-    clock = ManualClock(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))
-    app = build(app_settings(tg, sqlite_url), clock=clock)
-    await app.start()
-    yield app, clock
-    await app.stop()
+# `care_clock` (tests/e2e/conftest.py) starts on Tuesday 2026-11-24 10:00 in Shanghai: a "wed 19:30" session is
+# next day.
 
 
 async def _linked(tg: FakeTelegram, app: CareCircle, payload: str, name: str) -> SimUser:
     u = tg.user(name, language_code="en", username=f"{name.lower()}_real", last_name="Secretname")
-    await u.send(f"/start {payload}")
-    await u.next_message()
-    await u.press("English")
-    await u.next_message()
-    await u.press("I agree")
-    await u.next_message()
-    await u.press("High blood pressure")
-    await u.next_message()
-    await u.send("1956")
-    await u.next_message()
-    await u.press("Yes")
-    await until(u, lambda m: "linked" in (m.text or ""))
+    await join_by_link(u, payload)
     u.drain()
     return u
 
@@ -109,8 +85,8 @@ def _relays(u: SimUser) -> list[BotMessage]:
     return [m for m in u.messages if m.text and ":" in m.text and not m.deleted]
 
 
-async def test_join_relay_order_threading_privacy_media_and_leave(tg: FakeTelegram, care) -> None:  # type: ignore[no-untyped-def]
-    app, _clock = care
+async def test_join_relay_order_threading_privacy_media_and_leave(tg: FakeTelegram, care_clock) -> None:  # type: ignore[no-untyped-def]
+    app, _clock = care_clock
     c = await setup_circle(tg, app)
     people, aliases, doc = c["people"], c["aliases"], c["doc"]
     wang, zhang, liu, chen, yang = people
@@ -189,8 +165,8 @@ async def test_join_relay_order_threading_privacy_media_and_leave(tg: FakeTelegr
     assert tg.stats.too_many_requests_real == 0
 
 
-async def test_report_mute_delete_remove_and_lock(tg: FakeTelegram, care) -> None:  # type: ignore[no-untyped-def]
-    app, _clock = care
+async def test_report_mute_delete_remove_and_lock(tg: FakeTelegram, care_clock) -> None:  # type: ignore[no-untyped-def]
+    app, _clock = care_clock
     c = await setup_circle(tg, app)
     wang, zhang, liu, chen, yang = c["people"]
     aliases, doc = c["aliases"], c["doc"]
@@ -246,8 +222,8 @@ async def test_report_mute_delete_remove_and_lock(tg: FakeTelegram, care) -> Non
         assert yang_member is not None and yang_member.status == "removed"
 
 
-async def test_emergency_phrase_and_urgent_reading_are_not_relayed(tg: FakeTelegram, care) -> None:  # type: ignore[no-untyped-def]
-    app, _clock = care
+async def test_emergency_phrase_and_urgent_reading_are_not_relayed(tg: FakeTelegram, care_clock) -> None:  # type: ignore[no-untyped-def]
+    app, _clock = care_clock
     c = await setup_circle(tg, app, NAMES[:3])
     wang, zhang, liu = c["people"]
     doc = c["doc"]
@@ -271,8 +247,8 @@ async def test_emergency_phrase_and_urgent_reading_are_not_relayed(tg: FakeTeleg
     assert len(rules) == 2 and "SYMPTOM-TEXT" in rules
 
 
-async def test_session_reminders_start_attendance_close_and_summary(tg: FakeTelegram, care) -> None:  # type: ignore[no-untyped-def]
-    app, clock = care
+async def test_session_reminders_start_attendance_close_and_summary(tg: FakeTelegram, care_clock) -> None:  # type: ignore[no-untyped-def]
+    app, clock = care_clock
     c = await setup_circle(tg, app, NAMES[:4])
     wang, zhang, liu, chen = c["people"]
     doc = c["doc"]
@@ -310,8 +286,8 @@ async def test_session_reminders_start_attendance_close_and_summary(tg: FakeTele
     assert "Zhang" not in summary.text and c["aliases"]["Zhang"] in summary.text
 
 
-async def test_challenge_checkins_and_leaderboard(tg: FakeTelegram, care) -> None:  # type: ignore[no-untyped-def]
-    app, clock = care
+async def test_challenge_checkins_and_leaderboard(tg: FakeTelegram, care_clock) -> None:  # type: ignore[no-untyped-def]
+    app, clock = care_clock
     c = await setup_circle(tg, app, NAMES[:3])
     wang, zhang, liu = c["people"]
     aliases = c["aliases"]
@@ -330,8 +306,8 @@ async def test_challenge_checkins_and_leaderboard(tg: FakeTelegram, care) -> Non
     assert f"{aliases['Zhang']} 2, {aliases['Liu']} 1" in view.text
 
 
-async def test_burst_from_several_members_gives_zero_429_and_flood_is_slowed(tg: FakeTelegram, care) -> None:  # type: ignore[no-untyped-def]
-    app, _clock = care
+async def test_burst_from_several_members_gives_zero_429_and_flood_is_slowed(tg: FakeTelegram, care_clock) -> None:  # type: ignore[no-untyped-def]
+    app, _clock = care_clock
     c = await setup_circle(tg, app)
     people = c["people"]
     tg.reset_stats()
@@ -349,8 +325,8 @@ async def test_burst_from_several_members_gives_zero_429_and_flood_is_slowed(tg:
     assert "slow down" in (await until(sender, lambda m: "slow down" in (m.text or ""), timeout=10)).text
 
 
-async def test_foreign_doctor_and_bad_links(tg: FakeTelegram, care) -> None:  # type: ignore[no-untyped-def]
-    app, _clock = care
+async def test_foreign_doctor_and_bad_links(tg: FakeTelegram, care_clock) -> None:  # type: ignore[no-untyped-def]
+    app, _clock = care_clock
     c = await setup_circle(tg, app, NAMES[:2])
     other = await doctor(tg, app, name="Dr Zhao", team="Hillside")
     await other.send(f"/circle_leader {c['circle_id']} {c['ids'][1]}")
@@ -364,8 +340,8 @@ async def test_foreign_doctor_and_bad_links(tg: FakeTelegram, care) -> None:  # 
     await until(c["people"][1], lambda m: "don't know that command" in (m.text or ""))
 
 
-async def test_unreachable_member_is_skipped_and_shown_to_leader(tg: FakeTelegram, care) -> None:  # type: ignore[no-untyped-def]
-    app, _clock = care
+async def test_unreachable_member_is_skipped_and_shown_to_leader(tg: FakeTelegram, care_clock) -> None:  # type: ignore[no-untyped-def]
+    app, _clock = care_clock
     c = await setup_circle(tg, app, NAMES[:3])
     wang, zhang, liu = c["people"]
     liu.block()

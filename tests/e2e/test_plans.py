@@ -4,6 +4,7 @@ change moves the reminder, and another team's doctor cannot touch the plan."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.app import CareCircle
@@ -13,6 +14,14 @@ from storage.models import Medicine, Reading
 from storage.plan_models import CarePlanVersion
 from storage.reminder_models import Reminder
 from tests.e2e.helpers import doctor, linked_patient, patient, until
+
+
+@pytest.fixture
+def app(care: CareCircle) -> CareCircle:
+    """The app on the ManualClock (a Tuesday 10:00 in Shanghai) instead of the real clock: a plan
+    announcement waits for the end of the person's quiet hours, so on the real clock these tests
+    would depend on the hour the suite runs."""
+    return care
 
 
 async def _edit_medicine(doc: SimUser, patient_id: int, line: str, *, targets: str | None = None) -> BotMessage:

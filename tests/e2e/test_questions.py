@@ -6,33 +6,20 @@ question, and hardship flags only the patient's own team sees."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
-from bot.app import CareCircle, build
+from bot.app import CareCircle
 from bot.sandbox import FakeTelegram, SimUser
 from bot.sandbox.fake.models import BotMessage
-from bot.services.clock import ManualClock
 from storage.models import Alert, User
 from storage.question_models import CareTrouble, Question
-from tests.conftest import app_settings
 from tests.e2e.helpers import doctor, linked_patient, patient, until
 
 QUESTION = "Can I take my amlodipine in the evening instead of the morning?"
-
-
-@pytest.fixture
-async def care(tg: FakeTelegram, sqlite_url: str) -> AsyncIterator[tuple[CareCircle, ManualClock]]:
-    # Tuesday 2026-11-24 10:00 in Shanghai: the team is at work.
-    clock = ManualClock(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))
-    app = build(app_settings(tg, sqlite_url), clock=clock)
-    await app.start()
-    yield app, clock
-    await app.stop()
+# `care_clock` (tests/e2e/conftest.py) starts on Tuesday 2026-11-24 10:00 in Shanghai: the team is at work.
 
 
 def has(text: str) -> Callable[[BotMessage], bool]:
@@ -59,8 +46,8 @@ async def ask(u: SimUser, text: str) -> BotMessage:
     return await u.next_message()
 
 
-async def test_question_asked_and_answered_by_reply_and_by_button(tg: FakeTelegram, care: Any) -> None:
-    app, _clock = care
+async def test_question_asked_and_answered_by_reply_and_by_button(tg: FakeTelegram, care_clock: Any) -> None:
+    app, _clock = care_clock
     doc = await doctor(tg, app)
     nurse = await doctor(tg, app, name="Nurse Chen", role="nurse")
     u = await linked_patient(tg, doc)
@@ -108,8 +95,8 @@ async def _command(u: SimUser, text: str) -> BotMessage:
     return await u.next_message()
 
 
-async def test_question_after_working_hours_tells_when_and_shows_its_age(tg: FakeTelegram, care: Any) -> None:
-    app, clock = care
+async def test_question_after_working_hours_tells_when_and_shows_its_age(tg: FakeTelegram, care_clock: Any) -> None:
+    app, clock = care_clock
     doc = await doctor(tg, app)
     u = await linked_patient(tg, doc)
     clock.advance(days=3, hours=8)  # Friday 18:00 in Shanghai: after work, before the weekend
@@ -127,8 +114,8 @@ async def test_question_after_working_hours_tells_when_and_shows_its_age(tg: Fak
 
 
 async def test_urgent_sounding_question_gets_safety_answer_and_alerts_the_doctor(tg: FakeTelegram,
-                                                                                care: Any) -> None:
-    app, clock = care
+                                                                                care_clock: Any) -> None:
+    app, clock = care_clock
     doc = await doctor(tg, app)
     u = await linked_patient(tg, doc)
     clock.advance(days=4, hours=12)  # Saturday night: nobody at work, the safety answer must not wait
@@ -156,8 +143,8 @@ async def test_urgent_sounding_question_gets_safety_answer_and_alerts_the_doctor
     assert "190/120" in urgent.text
 
 
-async def test_caregiver_asks_for_the_patient_and_both_get_the_answer(tg: FakeTelegram, care: Any) -> None:
-    app, _clock = care
+async def test_caregiver_asks_for_the_patient_and_both_get_the_answer(tg: FakeTelegram, care_clock: Any) -> None:
+    app, _clock = care_clock
     doc = await doctor(tg, app)
     u = await linked_patient(tg, doc)
     await u.send("/family")
@@ -187,8 +174,8 @@ async def test_caregiver_asks_for_the_patient_and_both_get_the_answer(tg: FakeTe
         assert q is not None and q.asker_role == "caregiver" and q.patient_id == await uid(app, u)
 
 
-async def test_another_teams_doctor_cannot_see_or_answer_a_question(tg: FakeTelegram, care: Any) -> None:
-    app, _clock = care
+async def test_another_teams_doctor_cannot_see_or_answer_a_question(tg: FakeTelegram, care_clock: Any) -> None:
+    app, _clock = care_clock
     doc = await doctor(tg, app)
     other = await doctor(tg, app, name="Dr Zhao", team="Hillside")
     u = await linked_patient(tg, doc)
@@ -209,8 +196,8 @@ async def test_another_teams_doctor_cannot_see_or_answer_a_question(tg: FakeTele
     assert not result.ok and result.reason == "not_found"
 
 
-async def test_hardship_flag_is_seen_by_the_own_team_only(tg: FakeTelegram, care: Any) -> None:
-    app, _clock = care
+async def test_hardship_flag_is_seen_by_the_own_team_only(tg: FakeTelegram, care_clock: Any) -> None:
+    app, _clock = care_clock
     doc = await doctor(tg, app)
     other = await doctor(tg, app, name="Dr Zhao", team="Hillside")
     u = await linked_patient(tg, doc)
@@ -247,8 +234,8 @@ async def test_hardship_flag_is_seen_by_the_own_team_only(tg: FakeTelegram, care
         assert (await session.get(User, pid)) is not None
 
 
-async def test_a_forgotten_ask_does_not_swallow_a_later_reading(tg: FakeTelegram, care: Any) -> None:
-    app, clock = care
+async def test_a_forgotten_ask_does_not_swallow_a_later_reading(tg: FakeTelegram, care_clock: Any) -> None:
+    app, clock = care_clock
     doc = await doctor(tg, app)
     u = await linked_patient(tg, doc)
     await u.send("/ask")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -25,14 +24,6 @@ START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # Monday 08:00 in Shanghai
 @pytest.fixture
 def mclock() -> ManualClock:
     return ManualClock(START)
-
-
-@pytest.fixture
-async def care(tg: FakeTelegram, sqlite_url: str, mclock: ManualClock) -> AsyncIterator[CareCircle]:
-    app = build(app_settings(tg, sqlite_url), clock=mclock)
-    await app.start()
-    yield app
-    await app.stop()
 
 
 async def add_reminder(u: SimUser, what: str, times: str, days: str = "Every day") -> None:

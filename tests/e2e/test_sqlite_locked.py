@@ -36,8 +36,10 @@ def _short_busy_timeout(engine: AsyncEngine) -> None:
 
 
 def _lock(path: str) -> sqlite3.Connection:
-    """Another process's write transaction: nobody else may write until it commits."""
-    blocker = sqlite3.connect(path, isolation_level=None)
+    """Another process's write transaction: nobody else may write until it commits. Taken in a thread
+    while the app runs (`asyncio.to_thread`): waiting here on the event loop would stop the app from
+    finishing a write transaction it is in, and the wait would time out."""
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")
     return blocker
 
@@ -74,7 +76,7 @@ async def test_poller_survives_a_locked_database_and_loses_nothing(tg: FakeTeleg
     await care.start()
     try:
         u = await patient(tg, "Wang")
-        blocker = _lock(path)
+        blocker = await asyncio.to_thread(_lock, path)
         await u.send("131/82")
         await asyncio.sleep(1.5)  # the poller fetched it and could not store it: it must not give up
         blocker.commit()

@@ -5,15 +5,13 @@ caregiver's own choice allow it, and the doctor's Monday digest of their own tea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 
-from bot.app import CareCircle, build
+from bot.app import CareCircle
 from bot.sandbox import FakeTelegram, SimUser
 from bot.services.clock import ManualClock
-from tests.conftest import app_settings
 from tests.e2e.helpers import doctor, linked_patient, patient
 from tests.e2e.helpers import until_text as until
 
@@ -27,14 +25,6 @@ MONDAY_MORNING = datetime(2026, 3, 16, 0, 0, 5, tzinfo=UTC)
 @pytest.fixture
 def mclock() -> ManualClock:
     return ManualClock(START)
-
-
-@pytest.fixture
-async def care(tg: FakeTelegram, sqlite_url: str, mclock: ManualClock) -> AsyncIterator[CareCircle]:
-    app = build(app_settings(tg, sqlite_url), clock=mclock)
-    await app.start()
-    yield app
-    await app.stop()
 
 
 async def caregiver_of(tg: FakeTelegram, who: SimUser, name: str) -> SimUser:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import aiohttp
+import pytest
 from multidict import MultiDict
 from sqlalchemy import select
 
@@ -15,6 +16,14 @@ from storage.models import Medicine, PatientProfile
 from storage.plan_models import CarePlanVersion
 from storage.reminder_models import Reminder
 from tests.e2e.helpers import doctor, linked_patient
+
+
+@pytest.fixture
+def app(care: CareCircle) -> CareCircle:
+    """The app on the ManualClock (a Tuesday 10:00 in Shanghai) instead of the real clock: a plan
+    announcement waits for the end of the person's quiet hours, so on the real clock these tests
+    would depend on the hour the suite runs."""
+    return care
 
 
 def _base(app: CareCircle) -> str:
