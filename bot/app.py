@@ -22,6 +22,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from bot.config import Settings
 from bot.services.clock import Clock
 from bot.services.container import Services
+from bot.services.db import being_cancelled
 from bot.telegram.persistence import SqlPersistence
 from bot.telegram.polling import poll_forever, replay_unhandled
 from bot.telegram.processor import ChatOrderedProcessor
@@ -132,7 +133,7 @@ class CareCircle:
             try:
                 await self.tick()
             except Exception:
-                if _cancelling():  # a cancelled DB call may surface as another exception
+                if being_cancelled():
                     raise
                 log.exception("periodic tick failed")
 
@@ -180,11 +181,6 @@ class CareCircle:
                 await self.application.bot.set_my_commands(commands, language_code=code)
             except TelegramError as exc:
                 log.warning("setMyCommands failed: %s", exc)
-
-
-def _cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:

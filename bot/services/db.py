@@ -14,6 +14,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def being_cancelled() -> bool:
+    """Is the current task being cancelled? A background loop that logs and carries on after an
+    exception must re-raise instead when this is true: a database call cancelled mid-flight can
+    surface as another exception (a driver or pool error), and swallowing it would keep a loop alive
+    that shutdown or a leader change is trying to stop."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def with_retry(operation: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
     """Retry a whole transaction on transient errors ("database is locked", a dropped
     PostgreSQL connection). The operation must be a fresh transaction each call."""

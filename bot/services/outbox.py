@@ -45,7 +45,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from bot.services.alerts import alert_buttons
 from bot.services.clock import Clock
-from bot.services.db import with_retry
+from bot.services.db import being_cancelled, with_retry
 from content.i18n import translator
 from storage.models import Alert, AlertEvent, Outbox, PatientProfile, TeamMember, User
 
@@ -451,9 +451,8 @@ class OutboxWorker:
                 try:
                     busy = await self.run_once(bot, wait=False, term=term)
                 except Exception:
-                    current = asyncio.current_task()
-                    if current is not None and current.cancelling():
-                        raise  # a cancelled DB call may surface as another exception
+                    if being_cancelled():
+                        raise
                     log.exception("outbox worker tick failed; retrying")
                     busy = 0
                 if not busy:

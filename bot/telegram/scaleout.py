@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from telegram import Update
 
-from bot.services.db import with_retry
+from bot.services.db import being_cancelled, with_retry
 from bot.telegram.processor import ChatOrderedProcessor
 from storage.models import UpdateInbox, UpdateLog
 
@@ -273,9 +273,8 @@ class ScaleOut:
             try:
                 await self.care.tick()
             except Exception:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise  # a cancelled DB call may surface as another exception: stop, do not tick on
+                if being_cancelled():
+                    raise  # stop, do not tick on beside the new leader
                 log.exception("periodic tick failed")
             await asyncio.sleep(min(30.0, self.care.settings.reminder_tick_seconds))
 
