@@ -16,6 +16,8 @@ from bot.app import CareCircle, build
 from bot.config import Settings
 from bot.sandbox import FakeTelegram
 from bot.services.clock import ManualClock
+from bot.services.container import Services
+from storage.migrate import upgrade
 
 PG_URL = os.environ.get("CARECIRCLE_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
@@ -85,6 +87,16 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture
+async def services(db_url: str, clock: ManualClock) -> AsyncIterator[Services]:
+    """The services on a migrated database of each kind (`db_url`), on the test's `clock`. A file that
+    needs another set-up defines its own `services` (pytest picks the nearest definition)."""
+    s = Services.build(Settings(database_url=db_url), clock)
+    await upgrade(s.engine)
+    yield s
+    await s.engine.dispose()
 
 
 def app_settings(tg: FakeTelegram, database_url: str, **overrides: object) -> Settings:

@@ -11,22 +11,12 @@ import pytest
 from sqlalchemy import event, func, select
 
 from bot.app import CareCircle, build
-from bot.config import Settings
 from bot.sandbox import FakeTelegram
 from bot.services.container import Services
 from bot.services.readings import NewReading
 from bot.services.users import Onboarding
-from storage.migrate import upgrade
 from storage.models import CaregiverLink, Reading, UpdateInbox, UpdateLog, User
 from tests.conftest import app_settings
-
-
-@pytest.fixture
-async def services(db_url: str, clock):  # type: ignore[no-untyped-def]
-    s = Services.build(Settings(database_url=db_url), clock)
-    await upgrade(s.engine)
-    yield s
-    await s.engine.dispose()
 
 
 class Statements:

@@ -5,21 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from bot.config import Settings
 from bot.services.container import Services
 from bot.services.readings import NewReading
 from bot.services.users import Onboarding
-from storage.migrate import upgrade
 from storage.models import User
 from storage.tips_models import QuizAttempt, TipView
-
-
-@pytest.fixture
-async def services(db_url: str, clock):  # type: ignore[no-untyped-def]
-    s = Services.build(Settings(database_url=db_url), clock)
-    await upgrade(s.engine)
-    yield s
-    await s.engine.dispose()
 
 
 async def _patient(services: Services, tg_id: int = 1001, conditions=("hypertension",)) -> User:  # type: ignore[no-untyped-def]

@@ -3,24 +3,13 @@ urgent (/edit), or deleting it (/undo), withdraws the alert it raised (AlertServ
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select, update
 
-from bot.config import Settings
 from bot.services.container import Services
 from bot.services.corrections import CorrectionService
 from bot.services.readings import NewReading
 from bot.services.users import Onboarding
-from storage.migrate import upgrade
 from storage.models import Alert, AlertEvent, Outbox, Team, TeamMember, User
-
-
-@pytest.fixture
-async def services(db_url: str, clock):  # type: ignore[no-untyped-def]
-    s = Services.build(Settings(database_url=db_url), clock)
-    await upgrade(s.engine)
-    yield s
-    await s.engine.dispose()
 
 
 async def _linked(services: Services) -> tuple[User, User]:

@@ -5,25 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import func, select, update
 
 from bot.clinical.moderation import is_flooding, safety_check
-from bot.config import Settings
 from bot.services.circles import RelayInput, clean_alias, next_session_start, suggest_alias
 from bot.services.container import Services
 from bot.services.users import Onboarding
 from storage.circle_models import Circle, CircleDelivery, CircleMember, CircleMessage
-from storage.migrate import upgrade
 from storage.models import Outbox, Team, TeamMember, User
-
-
-@pytest.fixture
-async def services(db_url: str, clock):  # type: ignore[no-untyped-def]
-    s = Services.build(Settings(database_url=db_url), clock)
-    await upgrade(s.engine)
-    yield s
-    await s.engine.dispose()
 
 
 async def _people(services: Services, n: int) -> tuple[int, list[int]]:

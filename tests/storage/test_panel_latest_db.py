@@ -9,7 +9,6 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import delete, select, text, update
 
 from bot.config import Settings
@@ -23,13 +22,6 @@ from storage.panel_models import PanelLatest
 
 EMPTY = (None, None, None, None)
 
-
-@pytest.fixture
-async def services(db_url: str, clock):  # type: ignore[no-untyped-def]
-    s = Services.build(Settings(database_url=db_url), clock)
-    await upgrade(s.engine)
-    yield s
-    await s.engine.dispose()
 
 
 async def _patient(services: Services, tg_id: int, doctor_id: int | None = None) -> int:

@@ -10,27 +10,17 @@ import itertools
 from datetime import UTC, date, datetime
 from typing import Any
 
-import pytest
 from sqlalchemy import Table, insert, select
 
-from bot.config import Settings
 from bot.services.container import Services
 from bot.services.preregister import PreRegistration, PreRegistrationService, user_foreign_keys
 from bot.services.users import Onboarding
-from storage.migrate import upgrade
 from storage.models import Base, PatientProfile, Team, TeamMember, User
 from storage.plan_models import CarePlanVersion
 from storage.reminder_models import ReminderPrefs
 
 SKIPPED = {"users", "patient_profiles"}  # the placeholder itself, and its profile (merged field by field)
 
-
-@pytest.fixture
-async def services(db_url: str, clock):  # type: ignore[no-untyped-def]
-    s = Services.build(Settings(database_url=db_url), clock)
-    await upgrade(s.engine)
-    yield s
-    await s.engine.dispose()
 
 
 async def _doctor(services: Services) -> tuple[User, int]:

@@ -3,25 +3,14 @@ re-assess in place, and a pre-registered record is folded into the joining accou
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import func, select
 
-from bot.config import Settings
 from bot.services.container import Services
 from bot.services.corrections import CorrectionService
 from bot.services.preregister import PreRegistration, PreRegistrationService
 from bot.services.readings import NewReading
 from bot.services.users import Onboarding
-from storage.migrate import upgrade
 from storage.models import Alert, FollowUp, Invite, Outbox, PatientProfile, Reading, Team, TeamMember, User
-
-
-@pytest.fixture
-async def services(db_url: str, clock):  # type: ignore[no-untyped-def]
-    s = Services.build(Settings(database_url=db_url), clock)
-    await upgrade(s.engine)
-    yield s
-    await s.engine.dispose()
 
 
 async def _patient(services: Services, tg_id: int = 1001, conditions: frozenset[str] = frozenset({"hypertension"}),
