@@ -18,6 +18,7 @@ from telegram.ext import Application
 
 from bot.services.db import with_retry
 from bot.services.updates import UpdateLedgerService
+from storage.write_lock import urgent_writes
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,10 @@ async def poll_forever(application: Application, ledger: UpdateLedgerService,  #
             continue
         updates = [parse_update(data, bot) for data in raw]
         try:  # "database is locked", a dropped PostgreSQL connection: store them or fetch them again
-            fresh = await with_retry(lambda: ledger.receive(raw))  # noqa: B023 - awaited right here
+            # Every update, urgent or not, waits for this commit: on SQLite it goes first in the
+            # one-writer queue (storage/write_lock.py); one short transaction per batch.
+            with urgent_writes():
+                fresh = await with_retry(lambda: ledger.receive(raw))  # noqa: B023 - awaited right here
         except Exception as exc:
             log.warning("could not store received updates (%s); fetching them again", exc.__class__.__name__)
             await asyncio.sleep(min(backoff, 30))

@@ -13,7 +13,8 @@ lock holds no slot), and a chat with an urgent update waiting (bot/telegram/tria
 before every ordinary chat, into `urgent_reserve` extra slots if the ordinary ones are full. So
 when the bot is over capacity the backlog of ordinary readings waits, not the alert. An urgent
 update promotes its chat: the chat's earlier updates go first (order within a chat is kept), but
-they, too, skip the ordinary queue.
+they, too, skip the ordinary queue. On SQLite the writes of an urgent chat's updates also go
+first in the one-writer queue (storage/write_lock.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from telegram.ext import BaseUpdateProcessor
 
 from bot.telegram.retry import ATTEMPT, Attempt, Snapshot
 from bot.telegram.triage import is_urgent
+from storage.write_lock import urgent_writes
 
 log = logging.getLogger(__name__)
 # A chat with this many updates waiting is flooding: further updates are dropped (and logged)
@@ -235,7 +237,8 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             coroutine.close()  # type: ignore[attr-defined]
             raise
         try:
-            await self._run_once(update, update_id, coroutine)
+            with urgent_writes(urgent):  # and its SQLite writes go first (storage/write_lock.py)
+                await self._run_once(update, update_id, coroutine)
         finally:
             if self._urgent_chats.get(key, 0) > (1 if own_urgent else 0):
                 self.gate.hand_on(key, urgent)  # an urgent update of this chat is still waiting behind us

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from bot.sandbox import FakeTelegram, SimUser
@@ -16,6 +17,13 @@ async def until(u: SimUser, match: str | Callable[[BotMessage], bool], timeout: 
         message = await u.next_message(timeout=timeout)
         if wanted(message):
             return message
+
+
+async def until_true(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until `condition()` holds (state in memory that has no event to wait on)."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - polls plain state
+            await asyncio.sleep(0.005)
 
 
 async def until_text(u: SimUser, needle: str, timeout: float = 5.0) -> str:

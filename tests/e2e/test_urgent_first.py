@@ -2,7 +2,8 @@
 reading is handled and its alert delivered to the doctor long before the backlog drains; the
 ordinary readings are all still stored and answered, and every chat's own updates stay in order.
 
-Real app, FakeTelegram over HTTP, SQLite and PostgreSQL (`db_url`)."""
+Real app, FakeTelegram over HTTP, SQLite and PostgreSQL (`db_url`). On SQLite, also the write
+queue: an urgent update's writes go before ordinary writes that were waiting first."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.readings import onboarded_patients
 from bot.app import CareCircle, build
 from bot.sandbox import ChatEvent, FakeTelegram
 from bot.services.invites import parse_payload
-from storage.models import Alert, Reading, TeamMember
+from storage.models import Alert, Reading, TeamMember, UpdateInbox, UpdateLog
+from storage.write_lock import WriteLock, lock_of, urgent_writes
 from tests.conftest import app_settings
+from tests.e2e.helpers import until, until_true
 
 PATIENTS = 100
 PER_PATIENT = 4  # the FloodLimiter's per-chat burst: no "Saved" reply waits for its chat
@@ -56,7 +60,8 @@ class Watch:
             self.alerted.set()
 
 
-async def _doctor_and_patients(care: CareCircle, tg: FakeTelegram) -> tuple[Any, list[Any], Any]:
+async def _doctor_and_patients(care: CareCircle, tg: FakeTelegram,
+                               patients: int = PATIENTS) -> tuple[Any, list[Any], Any]:
     services = care.services
     doc_sim = tg.user("Dr Li", language_code="en", started=True)
     doc = await services.users.ensure(doc_sim.id, doc_sim.id, doc_sim.first_name, "en")
@@ -64,7 +69,7 @@ async def _doctor_and_patients(care: CareCircle, tg: FakeTelegram) -> tuple[Any,
     assert (await services.invites.redeem(kind, code, doc.id)).ok
     async with services.sessions() as session:
         team_id = await session.scalar(select(TeamMember.team_id).where(TeamMember.user_id == doc.id))
-    sims = await onboarded_patients(care, tg, PATIENTS + 1, prefix="bk")
+    sims = await onboarded_patients(care, tg, patients + 1, prefix="bk")
     urgent_sim = sims[-1]
     user = await services.users.by_telegram(urgent_sim.id)
     assert user is not None
@@ -109,4 +114,77 @@ async def test_an_urgent_reading_overtakes_a_backlog_of_ordinary_ones(tg: FakeTe
         assert "131/81" in replies[0] and "132/82" in replies[1] and "needs attention" in replies[2], replies
         assert care.application.update_processor.dropped == 0  # type: ignore[attr-defined]
     finally:
+        await care.stop()
+
+
+async def _writer(sessions: async_sessionmaker[AsyncSession]) -> AsyncSession:
+    """The test's own writer, in the urgent lane: an open write transaction (an UPDATE that matches
+    nothing) that keeps every other writer of the app queued until it commits."""
+    session = sessions()
+    with urgent_writes():
+        await session.execute(text("UPDATE teams SET name = name WHERE id = -1"))
+    return session
+
+
+async def _pass_to_poller(sessions: async_sessionmaker[AsyncSession], lock: WriteLock,
+                          held: AsyncSession) -> AsyncSession:
+    """Let the poller's waiting inbox commit (urgent lane) through, and only it: we queue right behind
+    it in the urgent lane, so no ordinary writer gets a turn in between."""
+    await until_true(lambda: lock.queued(True) >= 1)
+    nxt = asyncio.create_task(_writer(sessions))
+    await until_true(lambda: lock.queued(True) >= 2)
+    await held.commit()
+    await held.close()
+    return await nxt
+
+
+async def test_on_sqlite_urgent_writes_go_before_ordinary_ones_waiting_longer(tg: FakeTelegram,
+                                                                              sqlite_url: str) -> None:
+    """Deterministic, through the real app: eight ordinary readings wait in the write queue (the test
+    holds the write lock), then the urgent reading arrives; its reading and alert are stored before
+    any of the eight. Without the urgent lane (or without `urgent_writes` in the processor) it would
+    be stored after them."""
+    care = build(app_settings(tg, sqlite_url))
+    await care.start()
+    opened: list[AsyncSession] = []
+    try:
+        doc_sim, backlog, urgent_sim = await _doctor_and_patients(care, tg, patients=8)
+        sessions = care.services.sessions
+        lock = lock_of(care.services.engine.sync_engine)
+        assert lock is not None
+
+        async def received() -> int:
+            async with sessions() as session:  # readers never wait for the write lock
+                return sum([int(await session.scalar(select(func.count()).select_from(t)) or 0)
+                            for t in (UpdateInbox, UpdateLog)])
+
+        before = await received()
+        held = await _writer(sessions)
+        opened.append(held)
+        for n, sim in enumerate(backlog):
+            await sim.send(f"{121 + n}/75")
+        while await received() < before + len(backlog):  # only the poller writes meanwhile
+            held = await _pass_to_poller(sessions, lock, held)
+            opened.append(held)
+        await until_true(lambda: lock.queued(False) == len(backlog))  # every ordinary handler waits to write
+        await urgent_sim.send(URGENT)
+        held = await _pass_to_poller(sessions, lock, held)
+        opened.append(held)
+        await until_true(lambda: lock.waiting == len(backlog) + 1)  # the urgent update's transaction waits ...
+        assert (lock.queued(True), lock.queued(False)) == (1, len(backlog))  # ... ahead of them
+        await held.commit()
+        await held.close()
+
+        alert = await until(doc_sim, lambda m: any(d.startswith("al:ack:") for row in m.inline for _l, d in row))
+        assert alert is not None
+        for sim in backlog:
+            assert "Saved" in (await until(sim, "Saved")).text
+        async with sessions() as session:
+            rows = (await session.execute(select(Reading.id, Reading.systolic).order_by(Reading.id))).all()
+            assert await session.scalar(select(func.count(Alert.id))) == 1
+        assert rows[0].systolic == 185, rows  # the urgent one first
+        assert len(rows) == len(backlog) + 1
+    finally:
+        for session in opened:  # a failed run must not leave the app's writers queued behind us
+            await session.close()
         await care.stop()
