@@ -48,6 +48,7 @@ from bot.services.clock import Clock
 from bot.services.db import being_cancelled, with_retry
 from content.i18n import translator
 from storage.models import Alert, AlertEvent, Outbox, PatientProfile, TeamMember, User
+from storage.write_lock import urgent_writes
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)  # how long a claim (or a renewal) keeps other senders off a row
@@ -158,7 +159,10 @@ class OutboxWorker:
         With wait=False (the worker loop) a slow chat (a 429 back-off, a hanging request) no
         longer holds up other chats: the loop claims again while that chat's task runs."""
         term = term or Term()
-        rows = await self.claim(frozenset(self._inflight))
+        # On SQLite the claim is on every alert's path: it goes first in the one-writer queue
+        # (storage/write_lock.py); one short transaction per claim, so ordinary writers lose little.
+        with urgent_writes():
+            rows = await self.claim(frozenset(self._inflight))
         by_chat: dict[int, list[Outbox]] = {}
         for row in rows:
             by_chat.setdefault(row.chat_id, []).append(row)
@@ -184,7 +188,8 @@ class OutboxWorker:
             try:
                 if term.stopping:
                     raise SteppingDown
-                await self._deliver(bot, row, term)
+                with urgent_writes(row.kind == "alert"):  # its retry or "sent" goes first on SQLite
+                    await self._deliver(bot, row, term)
             except SteppingDown:
                 await self._release(rows[i:])
                 return
@@ -394,10 +399,20 @@ class OutboxWorker:
         self.stats.failed += 1
 
     async def _migrate(self, row: Outbox, new_chat_id: int) -> None:
+        """The group became a supergroup: this row is due again at once under the new chat id, and the
+        chat's waiting rows follow it. Like every write of ours, only while our lease token holds: a
+        sender whose lease ran out must not reset a row another sender has claimed since (that one
+        meets the same answer and moves it itself). Rows other senders hold are not touched either;
+        each is moved by its holder when Telegram answers it the same."""
         async with self._sessions.begin() as session:
-            await session.execute(update(Outbox).where(Outbox.chat_id == row.chat_id,
-                                                       Outbox.status.in_(("pending", "sending")))
-                                  .values(chat_id=new_chat_id, status="pending", next_attempt_at=self._clock.now()))
+            moved = await session.execute(self._ours(row).values(
+                chat_id=new_chat_id, status="pending", next_attempt_at=self._clock.now()))
+            if not moved.rowcount:  # type: ignore[attr-defined]
+                log.warning("outbox row %s: chat migrated, but another sender claimed the row again", row.id)
+                self.stats.lease_lost += 1
+                return
+            await session.execute(update(Outbox).where(Outbox.chat_id == row.chat_id, Outbox.status == "pending")
+                                  .values(chat_id=new_chat_id).execution_options(synchronize_session=False))
 
     async def _unreachable(self, row: Outbox, reason: str) -> None:
         """The recipient blocked the bot or never started it: stop trying, and if it was an alert

@@ -40,7 +40,7 @@ PAST_LEASE = LEASE.total_seconds() + 1
 
 class HeldLimiter(FloodLimiter):
     """The real limiter with two gates on sendMessage: `before` holds a request before the limiter
-    takes it (a long limiter wait), `after` holds Telegram's answer on its way back."""
+    takes it (a long limiter wait), `after` holds Telegram's answer (or error) on its way back."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -56,11 +56,12 @@ class HeldLimiter(FloodLimiter):
             await self.before.wait()
 
         async def answered(*a: Any, **k: Any) -> Any:
-            result = await callback(*a, **k)
-            if endpoint == "sendMessage" and not self.after.is_set():
-                self.held_after.set()
-                await self.after.wait()
-            return result
+            try:
+                return await callback(*a, **k)
+            finally:  # an answer or an error (a 400) alike
+                if endpoint == "sendMessage" and not self.after.is_set():
+                    self.held_after.set()
+                    await self.after.wait()
 
         return await super().process_request(answered, args, kwargs, endpoint, data, rate_limit_args)
 
@@ -206,6 +207,41 @@ async def test_step_down_mid_request_finishes_the_send_and_hands_back_the_rest(
     assert await b.outbox.run_once(b.bot) == 0
     assert received(tg, user) == ["on the wire", "not started"]
     assert await statuses(a) == ["sent", "sent"]
+
+
+async def test_chat_migrated_after_the_lease_ran_out_writes_nothing(
+        tg: FakeTelegram, two: tuple[Sender, Sender], clock: ManualClock) -> None:
+    """A's request meets "group chat was upgraded to a supergroup" but its answer comes back after A's
+    lease ran out and B claimed the row again: A must not move or re-pend B's row (every write of a
+    sender matches its lease token); B meets the same answer, moves it, and it goes out once."""
+    a, b = two
+    group = tg.group("Migrating", [tg.user("Member", started=True)])
+    old_id = group.id
+    async with a.services.sessions.begin() as session:
+        session.add(Outbox(kind="notice", chat_id=old_id, payload={"text": "to the circle"}, dedupe_key="mig",
+                           next_attempt_at=clock.now()))
+    new_id = group.migrate()
+    a.limiter.after.clear()  # A's request is answered 400 (migrated); the answer is held on its way back
+    first = asyncio.create_task(a.outbox.run_once(a.bot))
+    await asyncio.wait_for(a.limiter.held_after.wait(), 10)
+    clock.advance(seconds=PAST_LEASE)
+    b.limiter.before.clear()  # B claims the row again; its request waits in B's limiter
+    second = asyncio.create_task(b.outbox.run_once(b.bot))
+    await asyncio.wait_for(b.limiter.held_before.wait(), 10)
+    a.limiter.after.set()  # A handles the 400 while B holds the row
+    await asyncio.wait_for(first, 10)
+    async with a.services.sessions() as session:
+        row = (await session.execute(select(Outbox.status, Outbox.attempts, Outbox.chat_id))).one()
+    assert tuple(row) == ("sending", 2, old_id)  # B's lease, untouched
+    assert a.outbox.stats.lease_lost == 1
+
+    b.limiter.before.set()  # B meets the same 400 and moves the row itself
+    await asyncio.wait_for(second, 10)
+    clock.advance(seconds=1)
+    assert await b.outbox.run_once(b.bot) == 1
+    assert [m.text for m in group.messages] == ["to the circle"]
+    assert await statuses(a) == ["sent"]
+    assert new_id == group.id
 
 
 class Terminator:
