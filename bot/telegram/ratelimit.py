@@ -9,6 +9,14 @@ that slips through is honoured (`retry_after`) and retried.
 `rate_limit_args={"before_send": <coroutine function>}` is awaited right before each request goes
 out, after every wait here (one can be long under 429s): the outbox checks there that the row it is
 about to send is still its own (bot.services.outbox). If it raises, the request is not sent.
+
+A direct call (no `rate_limit_args`: a handler's reply, edit or button answer) that fails with a 5xx
+or a connection error is sent once more after NETWORK_RETRY_DELAY: Telegram documents 5xx as
+transient ("bots must retry"), and without it the patient's reading was stored but they were told
+"Sorry, something went wrong", inviting them to send it again (a second reading). At worst, when
+Telegram did deliver despite the error, the reply arrives twice: the at-least-once the outbox already
+accepts for a 5xx. Not after a timeout (the request may well have gone through; the patient's
+message is not lost either way), and not for the outbox's calls, which retry with their lease.
 """
 
 from __future__ import annotations
@@ -20,9 +28,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegram.error import RetryAfter
+from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import BaseRateLimiter
 
+NETWORK_RETRY_DELAY = 0.3  # seconds before a direct call that met a 5xx is sent once more
 SEND_METHODS = frozenset(
     {"sendMessage", "sendPhoto", "sendDocument", "copyMessage", "forwardMessage", "sendSticker",
      "sendVoice", "sendMediaGroup", "sendLocation", "sendContact", "sendPoll"}
@@ -118,6 +127,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         self._chats: dict[int | str, TokenBucket] = {}
         self._max_retries = max_retries
         self.retries_after_429 = 0
+        self.retries_after_5xx = 0
 
     async def initialize(self) -> None:
         return None
@@ -154,6 +164,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         rate_limit_args: dict[str, Any] | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         attempt = 0
+        network_retry = not rate_limit_args  # a direct call: one more try after a 5xx (module docstring)
         before_send = rate_limit_args.get("before_send") if rate_limit_args else None
         while True:
             group = None
@@ -185,6 +196,12 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
                     raise
                 delay = exc.retry_after
                 seconds = delay.total_seconds() if hasattr(delay, "total_seconds") else float(delay)
+            except NetworkError as exc:
+                if not network_retry or isinstance(exc, TimedOut | BadRequest):  # PTB's BadRequest is one too
+                    raise
+                network_retry = False
+                self.retries_after_5xx += 1
+                seconds = NETWORK_RETRY_DELAY
             finally:
                 if bulk:
                     self._bulk.release()
