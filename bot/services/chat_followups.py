@@ -31,7 +31,7 @@ from bot import clinical
 from bot.clinical import thresholds as th
 from bot.clinical.schedule import next_occurrence, zone
 from bot.services.clock import Clock
-from bot.services.db import with_retry
+from bot.services.db import read_session, with_retry
 from bot.services.followups import (
     ADHERENCE,
     DM_SYMPTOMS,
@@ -576,15 +576,18 @@ class ChatFollowUpService:
         """One patient's chat follow-ups waiting for confirmation (the dashboard's patient page); [] when
         the patient is not in the doctor's teams."""
         found = await self._panel.team_patient(doctor_id, patient_id)
-        if found is None:
-            return []
-        user, profile = found
-        async with self._sessions() as session:
+        return [] if found is None else await self.drafts_of(*found)
+
+    async def drafts_of(self, patient: User, profile: PatientProfile, *, session: AsyncSession | None = None
+                        ) -> list[Draft]:
+        """`patient_drafts` for a caller that has already checked the doctor may see this patient (the
+        patient page, in its one read session: the check is not made twice)."""
+        async with read_session(self._sessions, session) as session:
             rows = list(await session.scalars(select(FollowUp).where(
-                FollowUp.patient_id == patient_id, FollowUp.status == "draft", FollowUp.source == "chat")
+                FollowUp.patient_id == patient.id, FollowUp.status == "draft", FollowUp.source == "chat")
                 .order_by(FollowUp.created_at, FollowUp.id)))
-        return [Draft(f, user.display_name or user.first_name, profile.away_since is not None, FollowUpForm.of(f))
-                for f in rows]
+        return [Draft(f, patient.display_name or patient.first_name, profile.away_since is not None,
+                      FollowUpForm.of(f)) for f in rows]
 
     async def to_call(self, doctor_id: int, limit: int = 50) -> list[ToCall]:
         """Patients of the doctor's teams who did not answer 2 invitations, longest waiting first."""

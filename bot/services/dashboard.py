@@ -15,6 +15,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock
+from bot.services.db import read_session
 from bot.services.indicators import Scope
 from storage.dashboard_models import AuditLog
 from storage.models import Alert, Reading, TeamMember, User
@@ -80,16 +81,18 @@ class DashboardService:
                 .order_by(Alert.created_at, Alert.id).limit(limit))).all()
         return [OpenAlert(a, name or first, r) for a, name, first, r in rows]
 
-    async def patient_alerts(self, patient_id: int, limit: int = 20) -> list[Alert]:
-        async with self._sessions() as session:
+    async def patient_alerts(self, patient_id: int, limit: int = 20, *, session: AsyncSession | None = None
+                             ) -> list[Alert]:
+        async with read_session(self._sessions, session) as session:
             return list(await session.scalars(select(Alert).where(Alert.patient_id == patient_id)
                                               .order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit)))
 
-    async def quiz_results(self, patient_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    async def quiz_results(self, patient_id: int, limit: int = 20, *, session: AsyncSession | None = None
+                           ) -> list[dict[str, Any]]:
         """The patient's latest quiz attempts (the education feature's `quiz_results`), newest first.
 
         A typed query: reflecting the table on every patient page cost a catalog round trip or two."""
-        async with self._sessions() as session:
+        async with read_session(self._sessions, session) as session:
             rows = (await session.execute(
                 select(QuizAttempt.quiz_id, QuizAttempt.correct, QuizAttempt.total, QuizAttempt.passed,
                        QuizAttempt.taken_at).where(QuizAttempt.user_id == patient_id)

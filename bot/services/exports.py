@@ -1,9 +1,10 @@
 """Exports of a team's data: CSV (streamed) and FHIR R4 JSON bundles.
 
 CSV rows come from a server-side cursor (`stream` + `yield_per`) and leave as they are read, so
-exporting ten million readings keeps memory flat. FHIR uses the codes of the reference's
-"Interoperability codes" section; one bundle per patient or per panel (built in memory, so use the
-CSV for bulk).
+exporting ten million readings keeps memory flat. Readings come patient by patient, each patient's in
+time order (the order of their index: no sort before the first byte); the other tables in time order.
+FHIR uses the codes of the reference's "Interoperability codes" section; one bundle per patient or per
+panel (built in memory, so use the CSV for bulk).
 """
 
 from __future__ import annotations
@@ -126,6 +127,11 @@ class ExportService:
             q = q.where(column >= since)
         if until is not None:
             q = q.where(column < until)
+        if what == "readings":
+            # Patient by patient, each patient's readings in time order (as the FHIR bundle): the order of
+            # the (patient_id, measured_at) index, so neither database sorts ten million rows first (SQLite
+            # spent ~45 s in a temporary B-tree before the first byte in time order); ties by id.
+            return q.order_by(Reading.patient_id, column, Reading.id)
         return q.order_by(column, q.selected_columns[0])
 
     async def csv_rows(self, what: str, scope: Scope, since: datetime | None = None,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import clinical
 from bot.services.clock import Clock
+from bot.services.db import read_session
 from bot.services.panel import PanelService
 from bot.services.plan_focus import current_plan
 from storage.chat_followup_models import OPEN_STATUSES, ChatFollowUp
@@ -240,8 +241,9 @@ class FollowUpService:
             row.confirmed_at = self._clock.now()
             return await self._finish(session, profile, row, outcome, row.visit_date)
 
-    async def history(self, patient_id: int, limit: int = 10) -> list[FollowUp]:
-        async with self._sessions() as session:
+    async def history(self, patient_id: int, limit: int = 10, *, session: AsyncSession | None = None
+                      ) -> list[FollowUp]:
+        async with read_session(self._sessions, session) as session:
             return list(await session.scalars(select(FollowUp).where(FollowUp.patient_id == patient_id)
                                               .order_by(FollowUp.visit_date.desc(), FollowUp.id.desc()).limit(limit)))
 

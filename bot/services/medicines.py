@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock
+from bot.services.db import read_session
 from storage.models import MedicationLog, Medicine
 
 STATUSES = ("taken", "missed", "side_effect")
@@ -18,8 +19,8 @@ class MedicineService:
         self._sessions = sessions
         self._clock = clock
 
-    async def list(self, patient_id: int) -> list[Medicine]:
-        async with self._sessions() as session:
+    async def list(self, patient_id: int, *, session: AsyncSession | None = None) -> list[Medicine]:
+        async with read_session(self._sessions, session) as session:
             return list(await session.scalars(
                 select(Medicine).where(Medicine.patient_id == patient_id, Medicine.active.is_(True)).order_by(Medicine.id)))
 
@@ -48,10 +49,11 @@ class MedicineService:
                                       source_update_id=source_update_id))
         return True
 
-    async def adherence(self, patient_id: int, days: int = 30) -> tuple[int, int]:
+    async def adherence(self, patient_id: int, days: int = 30, *, session: AsyncSession | None = None
+                        ) -> tuple[int, int]:
         """(taken, taken + missed) over the last `days` days."""
         since = self._clock.now() - timedelta(days=days)
-        async with self._sessions() as session:
+        async with read_session(self._sessions, session) as session:
             rows = dict((await session.execute(
                 select(MedicationLog.status, func.count()).where(
                     MedicationLog.patient_id == patient_id, MedicationLog.logged_at >= since)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import raiseload
 
 from bot.services.clock import Clock
+from bot.services.db import read_session
 from storage.models import Alert, PatientProfile, TeamMember, User
 from storage.panel_models import PanelLatest
 from storage.reminder_models import ReminderPrefs
@@ -63,8 +64,9 @@ class PanelService:
         async with self._sessions() as session:
             return list(await session.scalars(self._team_ids(doctor_id)))
 
-    async def team_patient(self, doctor_id: int, patient_id: int) -> tuple[User, PatientProfile] | None:
-        async with self._sessions() as session:
+    async def team_patient(self, doctor_id: int, patient_id: int, *, session: AsyncSession | None = None
+                           ) -> tuple[User, PatientProfile] | None:
+        async with read_session(self._sessions, session) as session:
             row = (await session.execute(
                 select(User, PatientProfile).join(PatientProfile, PatientProfile.user_id == User.id).where(
                     User.id == patient_id,

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clinical.questions import QuestionSafety, question_safety
 from bot.services.alerts import AlertService
 from bot.services.clock import Clock
+from bot.services.db import read_session
 from bot.services.targets import age_of
 from bot.services.working_hours import WorkingHours
 from content.i18n import Translator, translator
@@ -319,17 +320,18 @@ class QuestionService:
             sub = self._open_query(doctor_id).subquery()
             return int(await session.scalar(select(func.count()).select_from(sub)) or 0)
 
-    async def of_patient(self, patient_id: int, limit: int = 20) -> list[Question]:
+    async def of_patient(self, patient_id: int, limit: int = 20, *, session: AsyncSession | None = None
+                         ) -> list[Question]:
         """A patient's latest questions (the caller has checked the doctor may see this patient)."""
-        async with self._sessions() as session:
+        async with read_session(self._sessions, session) as session:
             return list(await session.scalars(select(Question).where(Question.patient_id == patient_id)
                                               .order_by(Question.created_at.desc(), Question.id.desc())
                                               .limit(limit)))
 
     # ---- trouble with my care -------------------------------------------------------------------
-    async def troubles(self, patient_id: int) -> list[CareTrouble]:
+    async def troubles(self, patient_id: int, *, session: AsyncSession | None = None) -> list[CareTrouble]:
         """The patient's flags still raised, oldest first."""
-        async with self._sessions() as session:
+        async with read_session(self._sessions, session) as session:
             return list(await session.scalars(select(CareTrouble).where(
                 CareTrouble.patient_id == patient_id, CareTrouble.cleared_at.is_(None))
                 .order_by(CareTrouble.raised_at, CareTrouble.id)))

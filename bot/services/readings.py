@@ -18,7 +18,7 @@ from sqlalchemy.orm import raiseload
 from bot import clinical
 from bot.services.alerts import AlertOutcome, AlertService
 from bot.services.clock import Clock
-from bot.services.db import with_retry
+from bot.services.db import read_session, with_retry
 from bot.services.targets import age_of, targets_for
 from storage.models import PatientProfile, Reading, User
 
@@ -220,8 +220,9 @@ class ReadingService:
             average = Average(0)
         return RecordResult(row.id, assessment, False, average, alert)
 
-    async def recent(self, patient_id: int, limit: int = 20, kind: str | None = None) -> list[Reading]:
-        async with self._sessions() as session:
+    async def recent(self, patient_id: int, limit: int = 20, kind: str | None = None, *,
+                     session: AsyncSession | None = None) -> list[Reading]:
+        async with read_session(self._sessions, session) as session:
             query = select(Reading).where(Reading.patient_id == patient_id)
             if kind:
                 query = query.where(Reading.kind == kind)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clinical import indicators as ind
 from bot.services.alerts import ACTION_LABELS
@@ -168,10 +169,10 @@ def add_dashboard_routes(web_app: web.Application, app_ref: dict[str, Any]) -> N
     def not_found(request: web.Request, ctx: Ctx) -> web.Response:
         return render(request, ctx, "message.html", status=404, message_key="not_found")
 
-    async def team_patient(ctx: Ctx, raw: str) -> Any:
+    async def team_patient(ctx: Ctx, raw: str, session: AsyncSession | None = None) -> Any:
         if not raw.isdigit() or len(raw) > 18:
             return None
-        return await ctx.services.panel.team_patient(ctx.doctor.id, int(raw))
+        return await ctx.services.panel.team_patient(ctx.doctor.id, int(raw), session=session)
 
     # ---- login / logout -------------------------------------------------------------------------
     async def login_form(request: web.Request) -> web.Response:
@@ -226,28 +227,34 @@ def add_dashboard_routes(web_app: web.Application, app_ref: dict[str, Any]) -> N
     # ---- patient --------------------------------------------------------------------------------
     @page()
     async def patient(request: web.Request, ctx: Ctx) -> web.StreamResponse:
-        found = await team_patient(ctx, request.match_info["pid"])
-        if found is None:
-            return not_found(request, ctx)
-        user, profile = found
         s = ctx.services
-        now = s.clock.now()
-        readings = await s.readings.recent(user.id, limit=60)
-        alerts = await ctx.dash.patient_alerts(user.id)
-        timelines = {a.id: await s.alerts.timeline(a.id) for a in alerts[:10]}
-        taken, total = await s.medicines.adherence(user.id, days=30)
+        # Every read of the page in one session: one connection checkout and one transaction instead
+        # of eleven (each was a checkout, on PostgreSQL a pre-ping and a BEGIN, the query, a ROLLBACK).
+        async with s.sessions() as db:
+            found = await team_patient(ctx, request.match_info["pid"], db)
+            if found is None:  # another team's patient: the same 404 as a missing one, and no audit row
+                return not_found(request, ctx)
+            user, profile = found
+            alerts = await ctx.dash.patient_alerts(user.id, session=db)
+            page = dict(
+                patient=user, profile=profile, readings=await s.readings.recent(user.id, limit=60, session=db),
+                alerts=alerts, timelines=await s.alerts.timelines([a.id for a in alerts[:10]], session=db),
+                adherence=await s.medicines.adherence(user.id, days=30, session=db),
+                followups=await s.followups.history(user.id, limit=20, session=db),
+                medicines=await s.medicines.list(user.id, session=db),
+                quiz=await ctx.dash.quiz_results(user.id, session=db),
+                questions=await s.questions.of_patient(user.id, session=db),
+                troubles=await s.questions.troubles(user.id, session=db),
+                # chat follow-ups to confirm (bot/web/followup_drafts.py)
+                drafts=drafts_for_page(ctx, await s.chat_followups.drafts_of(user, profile, session=db)))
         await ctx.dash.audit(ctx.doctor.id, "patient", f"/dashboard/patient/{user.id}", patient_id=user.id)
+        now = s.clock.now()
         return render(
-            request, ctx, "patient.html", patient=user, profile=profile, readings=readings,
-            category=lambda c: category_text(c, ctx.t) if c else "", alerts=alerts, timelines=timelines,
-            followups=await s.followups.history(user.id, limit=20), medicines=await s.medicines.list(user.id),
-            adherence=(taken, total), targets=targets_for(profile, age_of(profile, now)), age=age_of(profile, now),
-            quiz=await ctx.dash.quiz_results(user.id), ways=WAYS, outcomes=OUTCOMES, way_labels=WAY_LABELS,
-            outcome_labels=OUTCOME_LABELS, action_labels=ACTION_LABELS, today=ctx.today().isoformat(),
-            saved=request.query.get("saved"), active="panel",
-            questions=await s.questions.of_patient(user.id), troubles=await s.questions.troubles(user.id),
-            trouble_labels=TROUBLE_TEAM_LABELS,
-            drafts=await drafts_for_page(ctx, user.id))  # chat follow-ups to confirm (bot/web/followup_drafts.py)
+            request, ctx, "patient.html", category=lambda c: category_text(c, ctx.t) if c else "",
+            targets=targets_for(profile, age_of(profile, now)), age=age_of(profile, now), ways=WAYS,
+            outcomes=OUTCOMES, way_labels=WAY_LABELS, outcome_labels=OUTCOME_LABELS, action_labels=ACTION_LABELS,
+            today=ctx.today().isoformat(), saved=request.query.get("saved"), active="panel",
+            trouble_labels=TROUBLE_TEAM_LABELS, **page)
 
     @page()
     async def patient_chart(request: web.Request, ctx: Ctx) -> web.StreamResponse:

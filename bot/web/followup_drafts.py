@@ -30,9 +30,9 @@ class DraftView:
     text: str  # the same words the doctor reads in the chat
 
 
-async def drafts_for_page(ctx: Any, patient_id: int) -> list[DraftView]:
-    """What the patient page shows under "Follow-up answers waiting for confirmation"."""
-    drafts = await ctx.services.chat_followups.patient_drafts(ctx.doctor.id, patient_id)
+def drafts_for_page(ctx: Any, drafts: list[Draft]) -> list[DraftView]:
+    """What the patient page shows under "Follow-up answers waiting for confirmation" (the drafts come
+    from ChatFollowUpService.drafts_of, read with the rest of the page)."""
     return [DraftView(d, draft_text(ctx.t, d, ctx.doctor.timezone)) for d in drafts]
 
 
