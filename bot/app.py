@@ -20,6 +20,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.config import Settings
+from bot.memory import release_freed_memory_forever
 from bot.services.clock import Clock
 from bot.services.container import Services
 from bot.services.db import being_cancelled
@@ -120,6 +121,7 @@ class CareCircle:
             await self._runner.setup()
             await web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port,
                               reuse_port=True if self.scale is not None else None).start()
+        self._tasks.append(asyncio.create_task(release_freed_memory_forever()))  # every process (bot.memory)
         if self.scale is None:  # with workers, only the elected leader runs these
             self._tasks.append(asyncio.create_task(
                 self.services.outbox.run_forever(self.application.bot, self.settings.outbox_poll_seconds)))
