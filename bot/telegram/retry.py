@@ -6,7 +6,7 @@ again ourselves is safe only if the first attempt left no trace anyone can see. 
 idempotent in general (a question, a circle message, an acknowledged alert), so instead of trusting
 handlers we watch what the attempt did:
 
-* no write was committed: a COMMIT of a connection that ran anything other than SELECT marks the
+* no write was committed: a COMMIT of a connection that ran a writing statement (`storage.write_lock.writes`) marks the
   attempt *before* the COMMIT is sent, so a COMMIT whose outcome is unknown (the connection died
   during it) also counts as committed;
 * nothing went out to Telegram: any Bot API call except the `get...` ones marks the attempt
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,9 +31,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage.write_lock import writes
+
 log = logging.getLogger(__name__)
-_WROTE = "carecircle_wrote"  # Connection.info key: this transaction ran a statement other than SELECT
-_READ = re.compile(r"\s*SELECT\b", re.IGNORECASE)  # looks at the start only, whatever the statement's length
+_WROTE = "carecircle_wrote"  # Connection.info key: this transaction ran a writing statement
 
 
 @dataclass
@@ -100,7 +100,7 @@ def watch(engine: AsyncEngine) -> None:
 
 
 def _on_execute(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
-    if not _READ.match(statement) and not conn.info.get(_WROTE):
+    if writes(statement) and not conn.info.get(_WROTE):
         conn.info[_WROTE] = True
 
 
