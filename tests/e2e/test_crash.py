@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -50,8 +51,11 @@ async def _start_bot(tg: FakeTelegram, url: str, port: int) -> asyncio.subproces
            "HTTP_PORT": str(port), "PYTHONUNBUFFERED": "1"}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "--log-level", "WARNING", "run",
                                                 env=env, cwd=str(Path(__file__).parents[2]))
+    # A hang guard, not a speed check: a bot's start (imports, migrations) took over 15 s on a
+    # shared 2-core CI machine; give it two minutes.
+    deadline = time.monotonic() + 120
     async with aiohttp.ClientSession() as http:
-        for _ in range(150):
+        while time.monotonic() < deadline and proc.returncode is None:
             try:
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
                     if r.status == 200:
@@ -59,8 +63,9 @@ async def _start_bot(tg: FakeTelegram, url: str, port: int) -> asyncio.subproces
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the bot process did not start")
+    if proc.returncode is None:
+        proc.kill()
+    raise AssertionError(f"the bot process did not start (exit code {proc.returncode})")
 
 
 async def _collect(u: SimUser, quiet: float) -> list[str]:
