@@ -19,6 +19,10 @@ How it works (all regexes precompiled; no per-call setup, target >= 50 000 messa
 4. the numbers left over become glucose (when the clause spoke of glucose), a bare BP pair/triple, a
    bare decimal (glucose, context unknown) or a bare integer 40-600 (glucose in mg/dL?, ask).
 
+Fast paths, none of which may change a result (tests/clinical/test_parser_fast_paths.py): messages
+without a digit or a meter word leave at once; the commonest whole-message shapes ("150/95", "6.8",
+"血压150/95 心率72", "空腹血糖 6.8") skip steps 2-4.
+
 Chinese number words ("一百五") are not understood; the dialog's buttons cover that case.
 """
 
@@ -112,6 +116,8 @@ class ParsedReading:
         return self.problem in CONFIRM_PROBLEMS
 
 
+
+
 # ----------------------------------------------------------------------------------------------
 # Normalisation
 # ----------------------------------------------------------------------------------------------
@@ -131,14 +137,22 @@ _FULLWIDTH.update(
         ord("”"): '"',
     }
 )
+# Any character _FULLWIDTH changes.  str.translate looks every character up in the dict and pays
+# for a KeyError on each miss, so most messages (plain ASCII, or Chinese without full-width
+# characters) skip it: one regex scan is several times cheaper.
+_TRANSLATED_RE = re.compile("[" + "".join(re.escape(chr(cp)) for cp in _FULLWIDTH) + "]")
 _IDEO_DOT_RE = re.compile(r"(?<=\d)。(?=\d)")  # Chinese IME in Chinese mode types "。" for "."
 _DEC_COMMA_RE = re.compile(r"(?<![\d.,])(\d{1,2}),(\d)(?![\d,])")  # "6,8" -> "6.8"
 _DIGIT_RE = re.compile(r"\d")
 
 
 def _normalise(text: str) -> str:
+    if text.isascii():  # O(1) in CPython; nothing in _FULLWIDTH is ASCII
+        return text
     if "。" in text:
         text = _IDEO_DOT_RE.sub(".", text)
+    if _TRANSLATED_RE.search(text) is None:
+        return text
     return text.translate(_FULLWIDTH)
 
 
@@ -267,6 +281,38 @@ _METER_TOKEN_RE = re.compile(_words("hi", "lo"))
 _QUICK_SLASH_RE = re.compile(r"\s*(\d{2,3})\s*/\s*(\d{2,3})(?:\s*/\s*(\d{2,3}))?\s*")
 _QUICK_NUM_RE = re.compile(r"\s*(\d{1,3}(?:\.\d+)?)\s*")
 _BARE_METER_RE = re.compile(r"\s*(HI|LO)\s*[!.]*\s*\Z")
+# Whole-message shortcuts for the commonest keyword messages, on the lower-cased text: "血压150/95
+# 心率72", "bp 142/91 pulse 80", "高压150低压95", "空腹血糖 6.8", "glucose 126 mg/dl", "fasting 6.1
+# mmol".  Narrow on purpose (plain spaces only, one keyword of each sort, systolic >= 40 so that no
+# date can match) so that they give exactly what the clause parser gives, in a quarter of the time;
+# tests/clinical/test_parser_fast_paths.py checks that on generated messages.  Anything else goes
+# through the clause parser.
+# "早上 135/85": filler words (see _FILLER_RE) that trigger no extraction step; the test checks both.
+_QUICK_WHEN_WORDS = ("今天", "早上", "晚上", "今早", "今晚", "中午", "下午", "上午", "刚才", "morning", "evening",
+                     "today", "tonight")  # fmt: skip
+_QUICK_WHEN = _words(*_QUICK_WHEN_WORDS) + " *"
+_QUICK_BP_KW_RE = re.compile(
+    "(?:" + _QUICK_WHEN + ")?"
+    r"(?:" + _words("血压", "bp") + r" *)?([4-9]\d|[1-9]\d\d) */ *(\d{2,3})"
+    r"(?: *" + _words("心率", "脉搏", "pulse") + r" *(\d{2,3}))? *"
+)
+_QUICK_LABELS_RE = re.compile(
+    "(?:" + _QUICK_WHEN + ")?"
+    r"(?:高压|收缩压) *(\d{2,3}) *(?:低压|舒张压) *(\d{2,3})"
+    r"(?: *" + _words("心率", "脉搏", "pulse") + r" *(\d{2,3}))? *"
+)
+_QUICK_CTX_WORDS = ("空腹", "餐前", "饭前", "餐后", "饭后", "睡前", "fasting", "random")
+_QUICK_CONTEXT: dict[str, str] = {}  # word -> context, as _CTX_NAMED_RE names it
+for _w in _QUICK_CTX_WORDS:
+    _named = _CTX_NAMED_RE.fullmatch(_w)
+    if _named is None or _named.lastgroup is None:
+        raise ValueError(f"{_w!r} is not one of the _CTX_WORDS")
+    _QUICK_CONTEXT[_w] = _named.lastgroup
+_QUICK_GLU_RE = re.compile(
+    "(?:" + _QUICK_WHEN + ")?"
+    r"(?:(" + _words(*_QUICK_CTX_WORDS) + r") *)?(" + _words("血糖", "glucose", "sugar") + r" *)?"
+    r"(\d{1,3}(?:\.\d{1,2})?)(?: *(?:(mmol(?: */ *l)?)|(mg */ *dl)))? *"
+)
 _NUM_RE = re.compile(r"\d(?<![\d.a-z]\d)\d*(?:\.\d+)?(?![\d.a-z]|\.\d)")
 _FILLER_RE = re.compile(
     _words("today", "this", "morning", "evening", "afternoon", "night", "tonight", "yesterday", "now",
@@ -315,10 +361,7 @@ _CARRY_TRIGGERS = frozenset({"glu", "ctx", "label"})
 
 
 def _triggered(s: str) -> frozenset[str]:
-    found: frozenset[str] = frozenset()
-    for word in _TRIGGER_RE.findall(s):
-        found = found | _TRIGGER_CATEGORIES[word]
-    return found
+    return frozenset().union(*[_TRIGGER_CATEGORIES[word] for word in _TRIGGER_RE.findall(s)])
 
 
 # Where noise can start: "+", a run of 4+ digits, a 1-2 digit number before "/" (dates), a 3-4 digit
@@ -390,13 +433,17 @@ class _BP:
         self.sys, self.dia, self.pulse, self.end, self.ambiguous = sys_, dia, pulse, end, ambiguous
 
     def build(self) -> ParsedReading:
-        return ParsedReading(
-            kind=KIND_BP,
-            systolic=self.sys,
-            diastolic=self.dia,
-            pulse=self.pulse,
-            problem=_bp_problem(self.sys, self.dia, self.pulse, self.ambiguous),
-        )
+        return _bp_reading(self.sys, self.dia, self.pulse, self.ambiguous)
+
+
+def _bp_reading(sys_: int, dia: int, pulse: int | None, ambiguous: bool = False) -> ParsedReading:
+    return ParsedReading(
+        kind=KIND_BP,
+        systolic=sys_,
+        diastolic=dia,
+        pulse=pulse,
+        problem=_bp_problem(sys_, dia, pulse, ambiguous),
+    )
 
 
 def _bare_bp(nums: list[int], end: int) -> _BP:
@@ -545,13 +592,17 @@ def _parse_clause(s: str, last_bp_open: _BP | None, carry: _Carry) -> list[_Item
             bps.append((m.start(), _BP(int(m.group(1)), int(m.group(2)), int(p3) if p3 else None, m.end())))
             s = _blank(s, m.start(), m.end())
     has_bp_kw = False
-    if "bp" in trig and _BP_KW_RE.search(s) is not None:
-        has_bp_kw = True
-        for m in _BP_KW_PAIR_RE.finditer(s):
-            nums = [int(g) for g in m.groups() if g is not None]
-            bps.append((m.start(), _bare_bp(nums, m.end())))
-            s = _blank(s, m.start(), m.end())
-        s = _BP_KW_RE.sub(_spaces, s)
+    if "bp" in trig:
+        # "血压150 95": a pair needs digits; skipping it when none are left matters because its
+        # \s* runs backtrack over the spaces that blanking left behind.
+        if _DIGIT_RE.search(s) is not None:
+            for m in _BP_KW_PAIR_RE.finditer(s):
+                has_bp_kw = True
+                nums = [int(g) for g in m.groups() if g is not None]
+                bps.append((m.start(), _bare_bp(nums, m.end())))
+                s = _blank(s, m.start(), m.end())
+        s, count = _BP_KW_RE.subn(_spaces, s)
+        has_bp_kw = has_bp_kw or count > 0
 
     # glucose context and keywords
     contexts: list[tuple[int, str]] = []
@@ -562,9 +613,9 @@ def _parse_clause(s: str, last_bp_open: _BP | None, carry: _Carry) -> list[_Item
         if contexts:
             s = _CTX_FAST_RE.sub(_spaces, s)
     has_glu = bool(contexts) or carry.glu
-    if "glu" in trig and _GLU_KW_RE.search(s) is not None:
-        has_glu = True
-        s = _GLU_KW_RE.sub(_spaces, s)
+    if "glu" in trig:
+        s, count = _GLU_KW_RE.subn(_spaces, s)
+        has_glu = has_glu or count > 0
 
     for pos, text, unit in unit_hits:
         ctx = _nearest_context(contexts, pos) or carry.ctx
@@ -666,7 +717,8 @@ def parse_readings(text: str) -> list[ParsedReading]:
     if not text:
         return []
     norm = _normalise(text)
-    if _DIGIT_RE.search(norm) is None:
+    has_digits = _DIGIT_RE.search(norm) is not None
+    if not has_digits:
         if _BARE_METER_RE.match(norm):
             # An uppercase "HI" alone is probably a meter screen, but could be a shouted greeting.
             return [_meter(norm.strip(" !.")[:2], None, PROBLEM_NEEDS_CONFIRMATION)]
@@ -675,26 +727,71 @@ def parse_readings(text: str) -> list[ParsedReading]:
             return []
         s = low
     else:
-        quick = _QUICK_SLASH_RE.fullmatch(norm)
-        if quick is not None and int(quick.group(1)) > 31:  # "12/25" is a date: general path
-            p3 = quick.group(3)
-            return [_BP(int(quick.group(1)), int(quick.group(2)), int(p3) if p3 else None, 0).build()]
-        quick = _QUICK_NUM_RE.fullmatch(norm)
-        if quick is not None:
-            text = quick.group(1)
-            if "." in text or GLU_BARE_MGDL_MIN <= int(text) <= GLU_BARE_MGDL_MAX:
-                return [_glucose(text, None, None, True)]
-            return []
+        # The quick shapes start with a space or a digit (what \s and \d match), so a message
+        # starting with a word ("血压...", "BP ...") does not pay for trying them.
+        first = norm[0]
+        if first.isdecimal() or first.isspace():
+            quick = _QUICK_SLASH_RE.fullmatch(norm)
+            if quick is not None and int(quick.group(1)) > 31:  # "12/25" is a date: general path
+                p3 = quick.group(3)
+                return [_bp_reading(int(quick.group(1)), int(quick.group(2)), int(p3) if p3 else None)]
+            quick = _QUICK_NUM_RE.fullmatch(norm)
+            if quick is not None:
+                text = quick.group(1)
+                if "." in text or GLU_BARE_MGDL_MIN <= int(text) <= GLU_BARE_MGDL_MAX:
+                    return [_glucose(text, None, None, True)]
+                return []
         s = norm.lower()
         if "," in s:
             s = _DEC_COMMA_RE.sub(r"\1.\2", s)
+        quick_reading = _keyword_shortcut(s)
+        if quick_reading is not None:
+            return [quick_reading]
+    return _parse_clauses(s, has_digits)
+
+
+def _keyword_shortcut(s: str) -> ParsedReading | None:
+    """The reading of a lower-cased message of one of the commonest keyword shapes, else None."""
+    # Cheap necessary conditions first, so that other messages pay little for the shortcuts: every
+    # shape ends with a number, "mmol", "mmol/l" or "mg/dl"; only the BP shape has a "/" (besides
+    # mg/dl); both label words contain 压.
+    tail = s.rstrip(" ")[-1:]
+    if not (tail.isdecimal() or tail == "l"):
+        return None
+    m = None
+    if "/" in s:
+        m = _QUICK_BP_KW_RE.fullmatch(s)
+    elif "压" in s:
+        m = _QUICK_LABELS_RE.fullmatch(s)
+    if m is not None:
+        pulse = m.group(3)
+        return _bp_reading(int(m.group(1)), int(m.group(2)), int(pulse) if pulse else None)
+    m = _QUICK_GLU_RE.fullmatch(s)
+    if m is not None:
+        ctx, keyword, number, mmol, mgdl = m.groups()
+        unit = "mmol" if mmol else "mgdl" if mgdl else None
+        if ctx or keyword or unit:  # a bare number is _QUICK_NUM_RE's case
+            return _glucose(number, unit, _QUICK_CONTEXT[ctx] if ctx else None, False)
+    return None
+
+
+def _parse_clauses(s: str, has_digits: bool) -> list[ParsedReading]:
+    """The general parser: split into clauses, find the readings of each."""
     out: list[ParsedReading | _BP] = []
     carry = _Carry()
     last_bp_open: _BP | None = None
-    for clause in _SPLIT_RE.split(s):
+    clauses = _SPLIT_RE.split(s)
+    # One clause (the usual message) is the whole text, whose digits were looked for above
+    # (lower() and the decimal comma neither add nor remove digits).
+    known_digits = has_digits and len(clauses) == 1
+    for clause in clauses:
         if not clause or clause.isspace():
             continue
-        if _DIGIT_RE.search(clause) is None and not (_triggered(clause) & _CARRY_TRIGGERS):
+        if (
+            not known_digits
+            and _DIGIT_RE.search(clause) is None
+            and not (_triggered(clause) & _CARRY_TRIGGERS)
+        ):
             continue  # "good morning": nothing to find, nothing to carry to the next clause
         for _, item in _parse_clause(clause, last_bp_open, carry):
             out.append(item)
