@@ -24,15 +24,29 @@ def being_cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
+# PostgreSQL rolled the whole transaction back and says running it again may succeed: a deadlock
+# (two writers taking the same row locks in opposite orders, e.g. onboarding writes users then
+# patient_profiles while a doctor's target change writes patient_profiles and its trigger then
+# users: migration 0008_sender_revision) or a serialization failure.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """Worth running the whole transaction again: "database is locked", a dropped connection, a
+    deadlock or serialization failure that PostgreSQL resolved by rolling us back."""
+    return (isinstance(exc, OperationalError) or exc.connection_invalidated
+            or getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES)
+
+
 async def with_retry(operation: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
-    """Retry a whole transaction on transient errors ("database is locked", a dropped
-    PostgreSQL connection). The operation must be a fresh transaction each call."""
+    """Retry a whole transaction on transient errors (`is_transient`). The operation must be a
+    fresh transaction each call."""
     delay = 0.05
     for attempt in range(1, attempts + 1):
         try:
             return await operation()
         except (OperationalError, DBAPIError) as exc:
-            transient = isinstance(exc, OperationalError) or exc.connection_invalidated
+            transient = is_transient(exc)
             if not transient or attempt == attempts:
                 raise
             log.warning("transient database error (attempt %d): %s", attempt, exc.__class__.__name__)

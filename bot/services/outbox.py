@@ -45,7 +45,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from bot.services.alerts import alert_buttons
 from bot.services.clock import Clock
-from bot.services.db import being_cancelled, with_retry
+from bot.services.db import being_cancelled, is_transient, with_retry
 from content.i18n import translator
 from storage.models import Alert, AlertEvent, Outbox, PatientProfile, TeamMember, User
 from storage.write_lock import urgent_writes
@@ -89,8 +89,8 @@ class Term:
 
 
 def _transient(exc: Exception) -> bool:
-    """A dropped connection or a locked SQLite file: worth another try on a fresh connection."""
-    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    """A dropped connection, a locked SQLite file, a deadlock: worth another try (bot.services.db)."""
+    return isinstance(exc, DBAPIError) and is_transient(exc)
 
 
 def keyboard(buttons: list[list[list[str]]] | None) -> InlineKeyboardMarkup | None:

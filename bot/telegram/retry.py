@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.services.db import RETRYABLE_SQLSTATES
 from storage.write_lock import writes
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,9 @@ def claim_retry(exc: BaseException) -> bool:
     attempt = ATTEMPT.get()
     if attempt is None or not attempt.first or not attempt.open or not attempt.untouched:
         return False
-    if not connection_lost(exc):
-        return False
+    if not (connection_lost(exc) or (isinstance(exc, DBAPIError)
+                                     and getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES)):
+        return False  # a deadlock, too, rolled the transaction back: nothing was changed
     attempt.retry = True
     return True
 
