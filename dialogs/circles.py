@@ -24,7 +24,7 @@ from bot.clinical import moderation
 from bot.services.circles import CHALLENGE_KINDS, CHALLENGE_LABELS, RULES, Outcome, RelayInput, clean_alias
 from content.i18n import translator
 from dialogs import basics, readings
-from dialogs.common import Who, _, answer, inline, reply, services_of, who
+from dialogs.common import Who, _, answer, inline, reply, services_of, who, with_cached_sender
 
 TOPIC_WORDS = {"hypertension": "hypertension", "htn": "hypertension", "高血压": "hypertension",
                "diabetes": "diabetes", "t2d": "diabetes", "糖尿病": "diabetes", "mixed": "mixed", "混合": "mixed"}
@@ -159,10 +159,17 @@ async def leave(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Alias being typed, or circle mode; otherwise the text is a diary entry (readings)."""
+    """Alias being typed, or circle mode; otherwise the text is a diary entry (readings). A plain
+    reading may use the cached sender (the rule: dialogs.common.with_cached_sender)."""
     message = update.effective_message
     if message is None or not message.text:
         return
+    await with_cached_sender(update, context, readings.stored_at_once(message.text), _on_text)
+
+
+async def _on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    assert message is not None and message.text
     w = await who(update, context)
     pending = (context.user_data or {}).get("circle_join")
     if pending and pending.get("typing"):

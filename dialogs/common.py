@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from telegram import (
 from telegram.ext import ContextTypes
 
 from bot.services.container import Services
+from bot.services.users import StaleSender
 from content.i18n import Translator, translator
 from storage.models import PatientProfile, User
 
@@ -41,6 +43,9 @@ class Who:
     loaded_profile: PatientProfile | None = None
     logs_for_others: bool = True  # unknown -> ask the database
     circle_talking: bool | None = None  # None: unknown -> ask the database
+    # Not None: everything above came from the sender cache unchecked (see `with_cached_sender`); the
+    # one write this update makes must check it (dialogs.readings.save -> ReadingService.record).
+    revision: int | None = None
 
     @property
     def onboarded(self) -> bool:
@@ -81,12 +86,14 @@ _RECENT: OrderedDict[int, tuple[Update, Who]] = OrderedDict()
 _RECENT_MAX = 256
 
 
-async def who(update: Update, context: ContextTypes.DEFAULT_TYPE, *, fresh: bool = False) -> Who:
+async def who(update: Update, context: ContextTypes.DEFAULT_TYPE, *, fresh: bool = False,
+              cached: bool = False) -> Who:
     """The sender, loaded once per update (several handlers of one update share it);
-    `fresh=True` reloads after this update changed the user."""
-    cached = _RECENT.get(id(update))
-    if not fresh and cached is not None and cached[0] is update:
-        return cached[1]
+    `fresh=True` reloads after this update changed the user. `cached=True` may answer from the
+    sender cache: only `with_cached_sender` asks for that."""
+    recent = _RECENT.get(id(update))
+    if not fresh and recent is not None and recent[0] is update:
+        return recent[1]
     services = services_of(context)
     tg_user = update.effective_user
     chat = update.effective_chat
@@ -94,13 +101,39 @@ async def who(update: Update, context: ContextTypes.DEFAULT_TYPE, *, fresh: bool
     # A user's private chat id is their user id; a message in a group (a circle's linked group) must
     # not turn the group into the chat their reminders and alerts go to.
     private = chat.id if chat is not None and chat.type == "private" else tg_user.id
-    sender = await services.users.sender(tg_user.id, private, tg_user.first_name or "", tg_user.language_code)
+    sender = await services.users.sender(tg_user.id, private, tg_user.first_name or "", tg_user.language_code,
+                                         cached=cached and not fresh)
     w = Who(services, sender.user, translator(sender.user.language), sender.profile, sender.logs_for_others,
-            sender.circle_talking)
+            sender.circle_talking, sender.revision)
     _RECENT[id(update)] = (update, w)
     if len(_RECENT) > _RECENT_MAX:
         _RECENT.popitem(last=False)
     return w
+
+
+async def with_cached_sender(update: Update, context: ContextTypes.DEFAULT_TYPE, allowed: bool,
+                             handler: Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]) -> None:
+    """Run `handler` for `update`, with the sender taken from the sender cache when `allowed`.
+
+    THE RULE: a cached sender (UserService.sender(cached=True), Who.revision not None) may be acted on
+    only by a path that sends nothing and writes nothing before ONE write that checks, inside its own
+    statement, that `users.revision` is still the cached one. Today that is one path: a private free
+    text that is a single reading stored straight away (dialogs.readings.stored_at_once), whose INSERT
+    does the check (ReadingService.record(revision=...)). `allowed` says the update is such a text;
+    every other handler and text reads the sender fresh, as `who` does by default.
+
+    When the check fails (the user, profile, roles, caregiver links or circle mode changed since the
+    answer was cached, in any process), nothing was stored or sent: forget the cached answer and
+    handle the update again from the start, with the sender read fresh."""
+    if allowed:
+        await who(update, context, cached=True)  # the handler's own `who` calls get this one
+    try:
+        await handler(update, context)
+    except StaleSender:
+        if update.effective_user is not None:
+            services_of(context).users.cache.forget(update.effective_user.id)
+        _RECENT.pop(id(update), None)
+        await handler(update, context)
 
 
 def inline(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:

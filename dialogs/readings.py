@@ -67,6 +67,15 @@ def _reading_dict(reading: NewReading) -> dict[str, Any]:
     return {k: v for k, v in reading.__dict__.items() if v is not None}
 
 
+def stored_at_once(text: str) -> bool:
+    """Does `on_text` store this text's reading straight away, sending and asking nothing first: one
+    reading, nothing to confirm, a glucose with its context? Only then may the sender come from the
+    cache (dialogs.common.with_cached_sender): `save` is the update's one write and checks it."""
+    found = clinical.parse_readings(text)
+    return (len(found) == 1 and found[0].problem is None
+            and not (found[0].kind == "glucose" and found[0].context is None))
+
+
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message is None or not message.text:
@@ -212,6 +221,7 @@ async def save(update: Update, context: ContextTypes.DEFAULT_TYPE, w: Who, item:
         source_update_id=item.get("update_id"), seq=int(item.get("seq", 0)),
         symptoms=frozenset(item.get("symptoms", [])),
         known=(w.user, w.loaded_profile) if patient_id == w.user.id else None,  # read with the sender
+        revision=w.revision,  # a cached sender: stored only if still current, else StaleSender
     )
     if result.alert is not None:
         w.services.outbox.wake()

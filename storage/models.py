@@ -73,6 +73,10 @@ class User(Base):
     onboarded_at: Mapped[datetime | None]
     unreachable_at: Mapped[datetime | None]
     unreachable_reason: Mapped[str | None] = mapped_column(String(64))
+    # Owned by database triggers (migration 0008_sender_revision): a new value whenever this user,
+    # their roles, profile, caregiver links or circle memberships change. Never written by code; a
+    # loaded object holds the value read with it (UserService's sender cache relies on that).
+    revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     roles: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
     )

@@ -20,6 +20,7 @@ from bot.services.alerts import AlertOutcome, AlertService
 from bot.services.clock import Clock
 from bot.services.db import read_session, with_retry
 from bot.services.targets import age_of, targets_for
+from bot.services.users import StaleSender
 from storage.models import PatientProfile, Reading, User
 
 
@@ -88,15 +89,28 @@ _WEEK = ("FROM readings AS w WHERE w.patient_id = :patient_id AND w.kind = :kind
 # text on SQLite (>= 3.35) and PostgreSQL. Written as text() because SQLAlchemy's dialect INSERT
 # constructs are never compile-cached; a NULL source update never conflicts, so such readings
 # always insert.
-_INSERT = text(
-    f"INSERT INTO readings ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
-    "ON CONFLICT (source_update_id, seq) DO NOTHING RETURNING id, "
-    + ", ".join(f"(SELECT {agg} {_WEEK}) AS {name}" for agg, name in (
-        ("count(w.id)", "n"), ("avg(w.systolic)", "sys_avg"), ("avg(w.diastolic)", "dia_avg"),
-        ("avg(w.mmol)", "mmol_avg")))
-).bindparams(*(bindparam(c, type_=Reading.__table__.c[c].type) for c in _COLUMNS),
-             bindparam("since", type_=Reading.__table__.c.measured_at.type)).columns(
-    Reading.__table__.c.id, column("n"), column("sys_avg"), column("dia_avg"), column("mmol_avg"))
+_RETURNING = ("ON CONFLICT (source_update_id, seq) DO NOTHING RETURNING id, "
+              + ", ".join(f"(SELECT {agg} {_WEEK}) AS {name}" for agg, name in (
+                  ("count(w.id)", "n"), ("avg(w.systolic)", "sys_avg"), ("avg(w.diastolic)", "dia_avg"),
+                  ("avg(w.mmol)", "mmol_avg"))))
+# The same, stored only while the sender's `users.revision` is still the one a cached sender answer was
+# read at (UserService.sender(cached=True)): the check is part of the INSERT itself, so no extra
+# statement, and there is no moment between the check and the write. (The SELECT has a WHERE, so
+# SQLite does not read its ON CONFLICT as a join's ON.)
+_IF_CURRENT = "WHERE EXISTS (SELECT 1 FROM users WHERE users.id = :entered_by AND users.revision = :revision)"
+
+
+def _insert(source: str) -> Any:
+    return text(f"INSERT INTO readings ({', '.join(_COLUMNS)}) {source} {_RETURNING}").bindparams(
+        *(bindparam(c, type_=Reading.__table__.c[c].type) for c in _COLUMNS),
+        bindparam("since", type_=Reading.__table__.c.measured_at.type)).columns(
+        Reading.__table__.c.id, column("n"), column("sys_avg"), column("dia_avg"), column("mmol_avg"))
+
+
+_INSERT = _insert(f"VALUES ({', '.join(':' + c for c in _COLUMNS)})")
+_INSERT_IF_CURRENT = _insert(f"SELECT {', '.join(':' + c for c in _COLUMNS)} {_IF_CURRENT}").bindparams(
+    bindparam("revision", type_=User.__table__.c.revision.type))
+_REVISION = select(User.revision).where(User.id == bindparam("user_id"))
 
 
 class ReadingService:
@@ -116,16 +130,23 @@ class ReadingService:
         seq: int = 0,
         symptoms: frozenset[str] = frozenset(),
         known: tuple[User, PatientProfile | None] | None = None,
+        revision: int | None = None,
     ) -> RecordResult:
         """`known`: the patient and profile the caller read moments ago in this update
         (`UserService.sender`); a consenting patient with a profile there saves the patient
-        SELECT and its ORM load (issue 4). Anything else is read in the transaction as before."""
+        SELECT and its ORM load (issue 4). Anything else is read in the transaction as before.
+
+        `revision`: the caller acted on a CACHED sender answer (Sender.revision) for `entered_by`:
+        the INSERT stores the reading only if `users.revision` still is this value, i.e. nothing the
+        answer holds (user, roles, profile, caregiver links, circle mode) changed since it was read.
+        If it changed, nothing is stored and StaleSender is raised: the caller handles the update
+        again with a fresh sender (dialogs.common.with_cached_sender)."""
         if known is not None and not (known[0].id == patient_id and known[0].consent_at is not None
                                       and known[1] is not None):
             known = None
         return await with_retry(
             lambda: self._record(patient_id, reading, entered_by, measured_at, source_update_id, seq, symptoms,
-                                 known)
+                                 known, revision)
         )
 
     async def _record(
@@ -138,6 +159,7 @@ class ReadingService:
         seq: int,
         symptoms: frozenset[str],
         known: tuple[User, PatientProfile | None] | None = None,
+        revision: int | None = None,
     ) -> RecordResult:
         now = self._clock.now()
         async with self._sessions.begin() as session:
@@ -175,8 +197,13 @@ class ReadingService:
                 "source_update_id": source_update_id,
                 "seq": seq,
             }
-            stored = (await session.execute(_INSERT, {**values, "since": values["measured_at"] - timedelta(days=7)})
-                      ).first()
+            params = {**values, "since": values["measured_at"] - timedelta(days=7)}
+            if revision is None:
+                stored = (await session.execute(_INSERT, params)).first()
+            else:
+                stored = (await session.execute(_INSERT_IF_CURRENT, {**params, "revision": revision})).first()
+                if stored is None and await session.scalar(_REVISION, {"user_id": values["entered_by"]}) != revision:
+                    raise StaleSender  # nothing was written; the transaction rolls back
             if stored is None:  # this update was recorded before (a replay after a crash)
                 existing = await session.scalar(
                     select(Reading).where(Reading.source_update_id == source_update_id, Reading.seq == seq)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,6 +43,57 @@ class Sender:
     profile: PatientProfile | None
     logs_for_others: bool  # a family member allowed to log for someone: readings ask "whose?"
     circle_talking: bool = False  # in "circle mode": free text goes to the peer circle
+    # Not None: this answer came from the sender cache, NOT read now. It is `users.revision` as it
+    # was read; whoever acts on the answer must check, in the transaction that acts, that it is
+    # still current (ReadingService.record(revision=...)) and raise StaleSender if not.
+    revision: int | None = None
+
+
+class StaleSender(Exception):
+    """A cached sender answer was found out of date by the write that relied on it; that write did
+    nothing (its transaction rolled back). Forget the cached answer and handle the update again."""
+
+
+class SenderCache:
+    """The last `size` sender answers of this process, by Telegram id: the "plain patient" kind only.
+
+    Why: reading the sender is the largest single cost of a typed reading (its own session: pool
+    checkout, pre-ping, BEGIN, SELECT, ROLLBACK, ORM load; docs/benchmarks.md, issue 4).
+
+    Why it is safe: an entry is never trusted on its own. It is kept with the `users.revision` it was
+    read at; database triggers (migration 0008_sender_revision) give the user a new revision on any
+    change of the user, roles, profile, caregiver links or circle memberships, whoever makes it (this
+    process, another worker, the web dashboard, plain SQL, a cascade). Only a path whose one write
+        checks that revision in that same write may act on a cached answer (the rule and the one such path:
+    dialogs.common.with_cached_sender); every other path reads the sender afresh.
+
+    Only consenting, onboarded patients with a profile, who log for nobody and are not in circle mode,
+    are kept: the people whose plain typed reading is stored straight away. An entry (detached User,
+    roles and PatientProfile) holds ~5.6 KB: 2 000 entries ~11 MB; a miss costs one fresh read."""
+
+    def __init__(self, size: int = 2000):
+        self._size = size
+        self._entries: OrderedDict[int, Sender] = OrderedDict()
+
+    def get(self, telegram_id: int) -> Sender | None:
+        sender = self._entries.get(telegram_id)
+        if sender is not None:
+            self._entries.move_to_end(telegram_id)
+        return sender
+
+    def keep(self, telegram_id: int, sender: Sender) -> None:
+        user = sender.user
+        if (user.consent_at is None or user.onboarded_at is None or sender.profile is None
+                or sender.logs_for_others or sender.circle_talking):
+            self._entries.pop(telegram_id, None)
+            return
+        self._entries[telegram_id] = replace(sender, revision=user.revision)
+        self._entries.move_to_end(telegram_id)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def forget(self, telegram_id: int) -> None:
+        self._entries.pop(telegram_id, None)
 
 
 # Built once: a prebuilt statement keeps its cache key, so each update skips SQLAlchemy's
@@ -68,6 +120,7 @@ class UserService:
         self._clock = clock
         self._tz = default_timezone
         self._lang = default_language
+        self.cache = SenderCache()
 
     async def ensure(self, telegram_id: int, chat_id: int, first_name: str, language_code: str | None) -> User:
         """Get or create the user for a Telegram account; a message from them proves reachability."""
@@ -94,20 +147,33 @@ class UserService:
                     user.unreachable_reason = None
             return user
 
-    async def sender(self, telegram_id: int, chat_id: int, first_name: str, language_code: str | None) -> Sender:
+    async def sender(self, telegram_id: int, chat_id: int, first_name: str, language_code: str | None, *,
+                     cached: bool = False) -> Sender:
         """`ensure` plus the patient profile and the caregiver flag, in one SELECT (user, roles,
-        profile, EXISTS can_log, EXISTS circle mode); writes only when something changed, which is rare."""
+        profile, EXISTS can_log, EXISTS circle mode); writes only when something changed, which is rare.
+
+        `cached=True`: the answer may come from `self.cache` without reading, marked by its
+        `revision` (see Sender.revision and SenderCache for who may ask and what they must check)."""
+        name = first_name[:128]
+        if cached:
+            hit = self.cache.get(telegram_id)
+            if hit is not None and hit.user.chat_id == chat_id and hit.user.first_name == name \
+                    and hit.user.unreachable_at is None:  # else the read below also writes
+                return hit
         async with self._sessions() as session:
             row = (await session.execute(_SENDER, {"telegram_id": telegram_id})).unique().first()
         if row is None:
             return Sender(await self.ensure(telegram_id, chat_id, first_name, language_code), None, False)
         user, profile, logs_for_others, circle_talking = row
-        name = first_name[:128]
+        sender = Sender(user, profile, bool(logs_for_others), bool(circle_talking))
         if user.chat_id != chat_id or user.unreachable_at is not None or user.first_name != name:
             await self._update(user.id, chat_id=chat_id, first_name=name, unreachable_at=None,
                                unreachable_reason=None)
             user.chat_id, user.first_name, user.unreachable_at, user.unreachable_reason = chat_id, name, None, None
-        return Sender(user, profile, bool(logs_for_others), bool(circle_talking))
+            self.cache.forget(telegram_id)  # the write gave the user a new revision: read it next time
+        else:
+            self.cache.keep(telegram_id, sender)
+        return sender
 
     async def get(self, user_id: int) -> User | None:
         async with self._sessions() as session:
