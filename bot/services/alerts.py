@@ -41,6 +41,19 @@ class AlertOutcome:
 
 
 @dataclass(frozen=True)
+class AlertContext:
+    """What raising an alert reads: looked up before the reading's INSERT, so on SQLite the write
+    transaction (one writer at a time) holds only writes. With these four SELECTs inside it, an
+    urgent reading's transaction held the write lock for ~10 round trips through the event loop
+    instead of ~5 (docs/benchmarks.md, issue 5)."""
+
+    open_alert: Alert | None
+    team: list[User]
+    previous: list[Reading]  # the patient's last three BP/glucose readings before this one
+    caregivers: list[User]
+
+
+@dataclass(frozen=True)
 class AckResult:
     ok: bool
     reason: str = ""  # "not_found" | "already" | ""
@@ -96,20 +109,40 @@ class AlertService:
                 members = [own, *[m for m in members if m.id != own.id]]
         return members
 
-    async def raise_in(
-        self, session: AsyncSession, patient: User, profile: PatientProfile | None, reading: Reading,
-        assessment: Any, age: int | None,
-    ) -> AlertOutcome:
-        """Inside the reading's transaction: open (or fold into) an alert and queue the messages."""
-        now = self._clock.now()
-        rule = assessment.alert_rule
+    async def look_up(self, session: AsyncSession, patient: User, profile: PatientProfile | None, rule: str,
+                      reading_id: int | None = None) -> AlertContext:
+        """The reads `raise_in` needs; call it before the reading's INSERT (`reading_id` None) to keep
+        them out of the write transaction, or after it with the new reading's id."""
         open_alert = await session.scalar(
             select(Alert).where(
                 Alert.patient_id == patient.id, Alert.rule == rule, Alert.status == "open",
-                Alert.created_at >= now - FOLD_WINDOW,
+                Alert.created_at >= self._clock.now() - FOLD_WINDOW,
             ).order_by(Alert.id.desc()).limit(1)
         )
         team = await self._team_order(session, profile)
+        previous = list(await session.scalars(
+            select(Reading).where(Reading.patient_id == patient.id, Reading.kind.in_(("bp", "glucose")),
+                                  *([Reading.id != reading_id] if reading_id is not None else []))
+            .order_by(Reading.measured_at.desc()).limit(3)
+        ))
+        links = await session.execute(
+            select(User).join(CaregiverLink, CaregiverLink.caregiver_id == User.id).where(
+                CaregiverLink.patient_id == patient.id, CaregiverLink.receive_alerts.is_(True)
+            )
+        )
+        return AlertContext(open_alert, team, previous, list(links.scalars()))
+
+    async def raise_in(
+        self, session: AsyncSession, patient: User, profile: PatientProfile | None, reading: Reading,
+        assessment: Any, age: int | None, context: AlertContext | None = None,
+    ) -> AlertOutcome:
+        """Inside the reading's transaction: open (or fold into) an alert and queue the messages.
+        `context`: `look_up` done before the reading's INSERT (else it is done here)."""
+        now = self._clock.now()
+        rule = assessment.alert_rule
+        if context is None:
+            context = await self.look_up(session, patient, profile, rule, reading.id)
+        open_alert, team = context.open_alert, context.team
         names = tuple(m.display_name or m.first_name for m in team[:1])
         if open_alert is not None:
             open_alert.repeat_count += 1
@@ -124,15 +157,11 @@ class AlertService:
         await session.flush()
         session.add(AlertEvent(alert_id=alert.id, at=now, event="created", detail=rule))
         if team:
-            await self._queue_doctor(session, alert, team[0], patient, profile, reading, assessment, age, now, level=0)
+            await self._queue_doctor(session, alert, team[0], patient, profile, reading, assessment, age, now, level=0,
+                                     previous=context.previous)
         else:
             session.add(AlertEvent(alert_id=alert.id, at=now, event="no_team", detail="patient has no linked doctor"))
-        links = await session.execute(
-            select(User).join(CaregiverLink, CaregiverLink.caregiver_id == User.id).where(
-                CaregiverLink.patient_id == patient.id, CaregiverLink.receive_alerts.is_(True)
-            )
-        )
-        for caregiver in links.scalars():
+        for caregiver in context.caregivers:
             if caregiver.chat_id:
                 t = translator(caregiver.language)
                 text = t("{name} recorded an urgent reading: {reading}. Their doctor is being told. "
@@ -145,14 +174,15 @@ class AlertService:
 
     async def _doctor_text(
         self, session: AsyncSession, doctor: User, alert: Alert, patient: User, profile: PatientProfile | None,
-        reading: Reading, assessment: Any, age: int | None,
+        reading: Reading, assessment: Any, age: int | None, previous: list[Reading] | None = None,
     ) -> str:
         t = translator(doctor.language)
-        previous = await session.scalars(
-            select(Reading).where(Reading.patient_id == patient.id, Reading.id != reading.id,
-                                  Reading.kind.in_(("bp", "glucose")))
-            .order_by(Reading.measured_at.desc()).limit(3)
-        )
+        if previous is None:
+            previous = list(await session.scalars(
+                select(Reading).where(Reading.patient_id == patient.id, Reading.id != reading.id,
+                                      Reading.kind.in_(("bp", "glucose")))
+                .order_by(Reading.measured_at.desc()).limit(3)
+            ))
         lines = [
             "⚠️ " + t("Urgent reading ({rule})", rule=alert.rule),
             t("Patient: {name}, age {age}", name=patient.display_name or patient.first_name,
@@ -177,12 +207,13 @@ class AlertService:
     async def _queue_doctor(
         self, session: AsyncSession, alert: Alert, doctor: User, patient: User, profile: PatientProfile | None,
         reading: Reading, assessment: Any, age: int | None, now: Any, level: int,
+        previous: list[Reading] | None = None,
     ) -> None:
         if not doctor.chat_id:
             session.add(AlertEvent(alert_id=alert.id, at=now, event="unreachable", actor_id=doctor.id,
                                    detail="doctor never opened the bot"))
             return
-        text = await self._doctor_text(session, doctor, alert, patient, profile, reading, assessment, age)
+        text = await self._doctor_text(session, doctor, alert, patient, profile, reading, assessment, age, previous)
         session.add(Outbox(
             kind="alert", recipient_id=doctor.id, chat_id=doctor.chat_id, alert_id=alert.id,
             payload={"text": text, "buttons": alert_buttons(alert.id, doctor.language)},

@@ -197,6 +197,9 @@ class ReadingService:
                 "source_update_id": source_update_id,
                 "seq": seq,
             }
+            context = None
+            if assessment.alert_rule:  # its reads before the INSERT: on SQLite that takes the write lock
+                context = await self._alerts.look_up(session, patient, profile, assessment.alert_rule)
             params = {**values, "since": values["measured_at"] - timedelta(days=7)}
             if revision is None:
                 stored = (await session.execute(_INSERT, params)).first()
@@ -216,7 +219,7 @@ class ReadingService:
             average = Average(int(count or 0), _f(sys_avg), _f(dia_avg), _f(mmol_avg))
             alert = None
             if assessment.alert_rule:
-                alert = await self._alerts.raise_in(session, patient, profile, row, assessment, age)
+                alert = await self._alerts.raise_in(session, patient, profile, row, assessment, age, context)
         return RecordResult(row.id, assessment, False, average, alert)
 
     async def _average(

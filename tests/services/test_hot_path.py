@@ -142,3 +142,35 @@ async def test_a_typed_reading_costs_few_statements(tg: FakeTelegram, sqlite_app
     assert len(counter.touching("INSERT INTO readings")) == 1
     async with services.sessions() as session:
         assert await session.scalar(select(func.count(Reading.id))) == 2
+
+
+async def test_an_urgent_reading_s_write_transaction_holds_only_writes(services: Services) -> None:
+    """What raising the alert reads (open alert, team, last readings, caregivers) is read before the
+    reading's INSERT: on SQLite that INSERT takes the one write lock, and every round trip after it
+    holds the lock (issue 5). The alert itself is unchanged: doctor's text with the last readings,
+    the caregiver's copy."""
+    from bot.services.invites import parse_payload
+    from storage.models import Outbox, TeamMember
+    from storage.write_lock import writes
+
+    patient = await _patient(services)
+    doctor = await services.users.ensure(2101, 2101, "Dr Li", "en")
+    kind, code = parse_payload(await services.invites.create_doctor_invite("Dr Li", "Team")) or ("", "")
+    assert (await services.invites.redeem(kind, code, doctor.id)).ok
+    async with services.sessions() as session:
+        team_id = await session.scalar(select(TeamMember.team_id).where(TeamMember.user_id == doctor.id))
+    await services.users.update_profile(patient.id, team_id=team_id, doctor_id=doctor.id)
+    helper = await services.users.ensure(2102, 2102, "Daughter", "en")
+    async with services.sessions.begin() as session:
+        session.add(CaregiverLink(patient_id=patient.id, caregiver_id=helper.id, receive_alerts=True))
+    await services.readings.record(patient.id, NewReading("bp", 142, 91), source_update_id=1)
+    counter = Statements(services)
+    result = await services.readings.record(patient.id, NewReading("bp", 185, 115), source_update_id=2)
+    assert result.alert is not None and not result.alert.folded
+    first_write = next(n for n, sql in enumerate(counter.sql) if writes(sql))
+    assert "INSERT INTO readings" in counter.sql[first_write]
+    assert all(writes(sql) for sql in counter.sql[first_write:]), counter.sql[first_write:]
+    async with services.sessions() as session:
+        rows = {row.kind: row for row in await session.scalars(select(Outbox).where(Outbox.alert_id == result.alert.alert_id))}
+    assert "142/91" in rows["alert"].payload["text"] and "185/115" in rows["alert"].payload["text"]
+    assert rows["alert"].chat_id == 2101 and rows["alert_copy"].chat_id == 2102
