@@ -38,7 +38,8 @@ def test_readings_stores_every_reading_and_times_it(capsys: pytest.CaptureFixtur
     got = lines(capsys.readouterr().out)
     assert got["parser_messages_per_second"]["value"] > 0
     burst = got["stored_readings_per_second[sqlite]"]
-    assert burst["stored"] == burst["sent"] == 8 and burst["saved_replies"] == 8
+    assert burst["stored"] == burst["sent"] == 8 and burst["saved_replies"] == 8  # the warm-up not counted
+    assert burst["warmup"] is True
     load = got["offered_load_p99_ms[sqlite]"]
     assert load["saved"] == load["sent"] == 5 and load["value"] is not None
 
