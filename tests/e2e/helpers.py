@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from bot.app import CareCircle
 from bot.sandbox import FakeTelegram, SimUser
 from bot.sandbox.fake.models import BotMessage
+from bot.services.users import Onboarding
 
 
 async def until(u: SimUser, match: str | Callable[[BotMessage], bool], timeout: float = 5.0) -> BotMessage:
@@ -113,3 +115,12 @@ async def linked_patient(tg: FakeTelegram, doc: SimUser, name: str = "Wang", **k
                        year=str(kwargs.get("year", "1956")))
     u.drain()
     return u
+
+
+async def onboarded(tg: FakeTelegram, care: CareCircle, name: str = "Wang") -> tuple[SimUser, int]:
+    """A patient who finished /start, made through the services (no chat round trips): (sim, user id)."""
+    u = tg.user(name, language_code="en", started=True)
+    user = await care.services.users.ensure(u.id, u.id, name, "en")
+    await care.services.users.complete_onboarding(
+        user.id, Onboarding("en", "Asia/Shanghai", frozenset({"hypertension", "diabetes"}), 1956))
+    return u, user.id

@@ -18,11 +18,11 @@ from sqlalchemy.util import await_only
 
 from bot.app import CareCircle, build
 from bot.sandbox import FakeTelegram, SimUser
-from bot.services.users import Onboarding
 from bot.telegram.retry import ATTEMPT, Attempt, watch
 from storage.db import create_engine
 from storage.tips_models import TipView
 from tests.conftest import app_settings
+from tests.e2e.helpers import onboarded
 
 SORRY = "something went wrong"
 TIPS_STATEMENT = "max(tip_views.round)"  # the first query of TipService.next_for, before its INSERT
@@ -58,14 +58,6 @@ class Terminator:
         finally:
             await admin.close()
         await asyncio.sleep(0.05)  # let the client read the server's goodbye
-
-
-async def onboarded(tg: FakeTelegram, care: CareCircle, name: str = "Wang") -> tuple[SimUser, int]:
-    u = tg.user(name, language_code="en", started=True)
-    user = await care.services.users.ensure(u.id, u.id, name, "en")
-    await care.services.users.complete_onboarding(
-        user.id, Onboarding("en", "Asia/Shanghai", frozenset({"hypertension", "diabetes"}), 1956))
-    return u, user.id
 
 
 async def tip_views(care: CareCircle, user_id: int) -> int:

@@ -22,12 +22,11 @@ from bot.app import CareCircle, build
 from bot.config import Settings
 from bot.sandbox import FakeTelegram, SimUser
 from bot.services.container import Services
-from bot.services.users import Onboarding
 from storage.circle_models import CircleMessage
 from storage.db import create_engine
 from storage.models import Reading
 from tests.conftest import app_settings
-from tests.e2e.helpers import until
+from tests.e2e.helpers import onboarded, until
 
 
 @pytest.fixture
@@ -45,14 +44,6 @@ async def raw(care: CareCircle) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(care.settings.database_url)
     yield engine
     await engine.dispose()
-
-
-async def _patient(tg: FakeTelegram, care: CareCircle, name: str = "Wang") -> tuple[SimUser, int]:
-    u = tg.user(name, language_code="en", started=True)
-    user = await care.services.users.ensure(u.id, u.id, name, "en")
-    await care.services.users.complete_onboarding(
-        user.id, Onboarding("en", "Asia/Shanghai", frozenset({"hypertension", "diabetes"}), 1956))
-    return u, user.id
 
 
 async def _sql(raw: AsyncEngine, statement: str, **params: object) -> None:
@@ -82,7 +73,7 @@ async def _quiet(u: SimUser) -> list[str]:
 
 async def test_a_target_changed_elsewhere_grades_the_next_reading(tg: FakeTelegram, care: CareCircle,
                                                                   raw: AsyncEngine) -> None:
-    u, user_id = await _patient(tg, care)
+    u, user_id = await onboarded(tg, care)
     read_at = await _first_reading_warms_the_cache(care, u, user_id)
     # The doctor tightens the fasting target from the dashboard (another process): plain SQL.
     await _sql(raw, "UPDATE patient_profiles SET target_fasting_high = 6.0 WHERE user_id = :id", id=user_id)
@@ -97,7 +88,7 @@ async def test_a_target_changed_elsewhere_grades_the_next_reading(tg: FakeTelegr
 
 async def test_a_patient_who_withdrew_consent_elsewhere_gets_nothing_stored(tg: FakeTelegram, care: CareCircle,
                                                                             raw: AsyncEngine) -> None:
-    u, user_id = await _patient(tg, care)
+    u, user_id = await onboarded(tg, care)
     await _first_reading_warms_the_cache(care, u, user_id)
     await _sql(raw, "UPDATE users SET consent_at = NULL WHERE id = :id", id=user_id)
     await u.send("135/85")
@@ -108,7 +99,7 @@ async def test_a_patient_who_withdrew_consent_elsewhere_gets_nothing_stored(tg: 
 
 
 async def test_a_patient_erased_by_another_process_gets_nothing_stored(tg: FakeTelegram, care: CareCircle) -> None:
-    u, user_id = await _patient(tg, care)
+    u, user_id = await onboarded(tg, care)
     await _first_reading_warms_the_cache(care, u, user_id)
     other = Services.build(Settings(database_url=care.settings.database_url))  # a second worker process
     try:
@@ -142,8 +133,8 @@ async def _circle_messages(care: CareCircle) -> int:
 
 async def test_a_patient_now_in_circle_mode_talks_to_the_circle(tg: FakeTelegram, care: CareCircle,
                                                                raw: AsyncEngine) -> None:
-    u, user_id = await _patient(tg, care)
-    peer, peer_id = await _patient(tg, care, "Zhang")
+    u, user_id = await onboarded(tg, care)
+    peer, peer_id = await onboarded(tg, care, "Zhang")
     await _first_reading_warms_the_cache(care, u, user_id)
     await _circle_mode_elsewhere(raw, user_id, peer_id)
     await u.send("135/85")
@@ -157,8 +148,8 @@ async def test_a_patient_now_in_circle_mode_talks_to_the_circle(tg: FakeTelegram
 async def test_a_text_that_is_no_plain_reading_never_uses_the_cache(tg: FakeTelegram, care: CareCircle,
                                                                     raw: AsyncEngine) -> None:
     """Chatter has no checked write to catch a stale answer: its sender is read fresh, cache or not."""
-    u, user_id = await _patient(tg, care)
-    peer, peer_id = await _patient(tg, care, "Zhang")
+    u, user_id = await onboarded(tg, care)
+    peer, peer_id = await onboarded(tg, care, "Zhang")
     await _first_reading_warms_the_cache(care, u, user_id)
     await _circle_mode_elsewhere(raw, user_id, peer_id)
     assert care.services.users.cache.get(u.id) is not None
