@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 # A chat with this many updates waiting is flooding: further updates are dropped (and logged)
 # instead of each holding one of the shared concurrency slots while it waits for the chat lock.
 MAX_QUEUED_PER_CHAT = 20
-RETRY_DELAY = 0.2  # seconds before handling again: the pool pre-pings and reconnects meanwhile
+RETRY_DELAY = 0.2  # seconds before handling again: the pool replaces the dead connection meanwhile
 # Updates running at once. More than the database pool holds (SQLite 15, PostgreSQL 20) only
 # queues them inside the pool, where an urgent one cannot go first, and slices the event loop so
 # thinly that every update, urgent or not, takes (running x per-update time) to finish.
