@@ -164,7 +164,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message is None or not message.text:
         return
-    await with_cached_sender(update, context, readings.stored_at_once(message.text), _on_text)
+    # An alias being typed is a write (the join) that does not check the revision: never cached.
+    typing_alias = bool(((context.user_data or {}).get("circle_join") or {}).get("typing"))
+    await with_cached_sender(update, context, not typing_alias and readings.stored_at_once(message.text), _on_text)
 
 
 async def _on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

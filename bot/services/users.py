@@ -64,7 +64,7 @@ class SenderCache:
     read at; database triggers (migration 0008_sender_revision) give the user a new revision on any
     change of the user, roles, profile, caregiver links or circle memberships, whoever makes it (this
     process, another worker, the web dashboard, plain SQL, a cascade). Only a path whose one write
-        checks that revision in that same write may act on a cached answer (the rule and the one such path:
+    checks that revision in that same write may act on a cached answer (the rule and the one such path:
     dialogs.common.with_cached_sender); every other path reads the sender afresh.
 
     Only consenting, onboarded patients with a profile, who log for nobody and are not in circle mode,
