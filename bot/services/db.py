@@ -62,7 +62,7 @@ async def read_session(sessions: async_sessionmaker[AsyncSession], session: Asyn
 
     Why: a page that reads ten small things (the dashboard's patient page) paid for a session each —
     a connection checkout, on PostgreSQL a pre-ping and a BEGIN, and a ROLLBACK: three or four round
-    trips per query. Read methods take `session=` so such a page reads everything in one transaction
+    trips per query (the pre-ping is now paid only after a second idle: storage/db.py). Read methods take `session=` so such a page reads everything in one transaction
     (one snapshot, too); called alone they work as before."""
     if session is not None:
         yield session

@@ -229,7 +229,7 @@ def add_dashboard_routes(web_app: web.Application, app_ref: dict[str, Any]) -> N
     async def patient(request: web.Request, ctx: Ctx) -> web.StreamResponse:
         s = ctx.services
         # Every read of the page in one session: one connection checkout and one transaction instead
-        # of eleven (each was a checkout, on PostgreSQL a pre-ping and a BEGIN, the query, a ROLLBACK).
+        # of eleven (each was a checkout, on PostgreSQL a BEGIN, the query, a ROLLBACK, and then a pre-ping).
         async with s.sessions() as db:
             found = await team_patient(ctx, request.match_info["pid"], db)
             if found is None:  # another team's patient: the same 404 as a missing one, and no audit row
