@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import socket
 import tempfile
 import time
@@ -242,16 +243,29 @@ async def polling(application: Application) -> AsyncIterator[Application]:  # ty
         await application.shutdown()
 
 
+def process_cpu() -> float:
+    """CPU seconds of this process (user + system, every thread). With FakeTelegram and the users in
+    a child process, that is the bot's own cost: a throughput figure only says how busy the machine
+    was, CPU per update says what one update costs."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 @dataclass
 class BurstResult:
     messages: int
     replies: int
     seconds: float
     latencies: list[float]
+    cpu_seconds: float | None = None  # the bot process's, when Telegram runs in a child process
 
     @property
     def per_second(self) -> float:
         return self.replies / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_ms_per_update(self) -> float | None:
+        return round(self.cpu_seconds * 1000 / self.replies, 3) if self.cpu_seconds and self.replies else None
 
     @property
     def p50_ms(self) -> float | None:
@@ -288,9 +302,10 @@ async def echo_burst(users: int, per_user: int, *, glue: bool, prefix: str = "ec
             sims = await remote.users(prefix, users, started=False)
             async with polling(echo_app(remote, glue=glue)):
                 await asyncio.sleep(0.05)
+                cpu = process_cpu()
                 got = await remote.burst(sims, [[f"hello {n} {i}" for i in range(per_user)] for n in range(users)],
                                          ANY)
-                return BurstResult(**got)
+                return BurstResult(**got, cpu_seconds=process_cpu() - cpu)
     async with FakeTelegram() as tg:
         sims = [tg.user(f"{prefix}{n}", language_code="en") for n in range(users)]
         async with polling(echo_app(tg, glue=glue)):

@@ -38,6 +38,7 @@ from bench.common import (
     new_users,
     paced,
     percentile,
+    process_cpu,
     quiet_logs,
     run_burst,
     settings_for,
@@ -123,7 +124,9 @@ async def burst_readings(tg: Any, sims: list[Any], per_patient: int) -> BurstRes
     """Every patient sends `per_patient` readings at once; one "Saved" each is awaited."""
     if isinstance(tg, RemoteTelegram):
         texts = [[TYPED[(n + i) % len(TYPED)] for i in range(per_patient)] for n in range(len(sims))]
-        return BurstResult(**await tg.burst(sims, texts, SAVED))
+        cpu = process_cpu()
+        got = await tg.burst(sims, texts, SAVED)
+        return BurstResult(**got, cpu_seconds=process_cpu() - cpu)
     return await run_burst(tg, sims, per_patient, lambda n, i: TYPED[(n + i) % len(TYPED)], match=_saved)
 
 
@@ -154,6 +157,7 @@ async def run_db(kind: str, patients: int, per_patient: int, rate: float, second
                  baseline=baseline_per_s, baseline_is="echo bot, PTB defaults, same burst (updates/s)",
                  telegram="child process" if split else "same process",
                  p50_ms=burst.p50_ms, p99_ms=burst.p99_ms, sent=burst.messages, stored=stored,
+                 cpu_ms_per_reading=burst.cpu_ms_per_update,
                  saved_replies=burst.replies, seconds=burst.seconds, warmup=warmup)
             await reset_limits(tg)
             # Patients not used by the burst first, so the offered load starts from fresh chats.
@@ -196,6 +200,7 @@ async def run(args: argparse.Namespace) -> None:
     baseline = await echo_burst(args.patients, args.per_patient, glue=False, split=split)
     emit(BENCH, "echo_baseline_updates_per_second", baseline.per_second, unit="updates/s",
          p50_ms=baseline.p50_ms, p99_ms=baseline.p99_ms, sent=baseline.messages,
+         cpu_ms_per_update=baseline.cpu_ms_per_update,
          telegram="child process" if split else "same process")
     for kind in await database_kinds(args.db):
         await run_db(kind, args.patients, args.per_patient, args.rate, args.seconds, baseline.per_second, split,

@@ -40,6 +40,7 @@ def test_readings_stores_every_reading_and_times_it(capsys: pytest.CaptureFixtur
     burst = got["stored_readings_per_second[sqlite]"]
     assert burst["stored"] == burst["sent"] == 8 and burst["saved_replies"] == 8  # the warm-up not counted
     assert burst["warmup"] is True
+    assert burst["cpu_ms_per_reading"] > 0 and got["echo_baseline_updates_per_second"]["cpu_ms_per_update"] > 0
     load = got["offered_load_p99_ms[sqlite]"]
     assert load["saved"] == load["sent"] == 5 and load["value"] is not None
 
