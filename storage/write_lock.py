@@ -60,6 +60,11 @@ def urgent_writes(urgent: bool = True) -> Iterator[None]:
         _URGENT.reset(token)
 
 
+def urgent_now() -> bool:
+    """Are writes made here (this task, now) marked urgent (`urgent_writes`)?"""
+    return _URGENT.get()
+
+
 def writes(statement: str) -> bool:
     if _READ.match(statement):
         return False

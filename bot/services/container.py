@@ -14,6 +14,7 @@ from bot.services.clock import Clock
 from bot.services.education import EducationService
 from bot.services.exports import ExportService
 from bot.services.followups import FollowUpService
+from bot.services.group_commit import GroupCommit
 from bot.services.indicators import IndicatorService
 from bot.services.invites import InviteService
 from bot.services.medicines import MedicineService
@@ -73,7 +74,7 @@ class Services:
             engine=engine,
             sessions=sessions,
             users=UserService(sessions, clock, settings.default_timezone, settings.default_language),
-            readings=ReadingService(sessions, clock, alerts),
+            readings=ReadingService(sessions, clock, alerts, GroupCommit(sessions)),
             alerts=alerts,
             outbox=OutboxWorker(sessions, clock, postgres=not is_sqlite(settings.database_url)),
             ledger=UpdateLedgerService(sessions, clock),

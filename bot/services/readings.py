@@ -19,9 +19,11 @@ from bot import clinical
 from bot.services.alerts import AlertOutcome, AlertService
 from bot.services.clock import Clock
 from bot.services.db import read_session, with_retry
+from bot.services.group_commit import GroupCommit
 from bot.services.targets import age_of, targets_for
 from bot.services.users import StaleSender
 from storage.models import PatientProfile, Reading, User
+from storage.write_lock import urgent_now
 
 
 @dataclass(frozen=True)
@@ -114,10 +116,14 @@ _REVISION = select(User.revision).where(User.id == bindparam("user_id"))
 
 
 class ReadingService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, alerts: AlertService):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, alerts: AlertService,
+                 batch: GroupCommit | None = None):
+        """`batch`: write plain readings of concurrent updates in shared transactions (see `record`);
+        None writes each in its own. Public for tests and benchmarks that watch its queue."""
         self._sessions = sessions
         self._clock = clock
         self._alerts = alerts
+        self.batch = batch
 
     async def record(
         self,
@@ -140,14 +146,62 @@ class ReadingService:
         the INSERT stores the reading only if `users.revision` still is this value, i.e. nothing the
         answer holds (user, roles, profile, caregiver links, circle mode) changed since it was read.
         If it changed, nothing is stored and StaleSender is raised: the caller handles the update
-        again with a fresh sender (dialogs.common.with_cached_sender)."""
+        again with a fresh sender (dialogs.common.with_cached_sender).
+
+        Group commit (issue 4): a plain reading (no alert to raise) of a Telegram update whose
+        patient the caller knows is written through `self.batch`, in one transaction with the
+        readings of other updates recorded at the same moment: one COMMIT for many. Its result is
+        the same as alone; when the batch did not store it (a replay, a stale sender, any failure
+        of the batch), it runs here on its own exactly as before. Only readings of a Telegram update
+        (`source_update_id`): a row committed for a caller cancelled meanwhile is then found as a
+        replay when the update is handled again. Urgent work (an alert to raise, an update marked
+        urgent for SQLite's write queue) never joins a batch."""
         if known is not None and not (known[0].id == patient_id and known[0].consent_at is not None
                                       and known[1] is not None):
             known = None
+        if self.batch is not None and known is not None and source_update_id is not None and not urgent_now():
+            batched = await self._record_batched(self.batch, patient_id, reading, entered_by, measured_at,
+                                                 source_update_id, seq, symptoms, known, revision)
+            if batched is not None:
+                return batched
         return await with_retry(
             lambda: self._record(patient_id, reading, entered_by, measured_at, source_update_id, seq, symptoms,
                                  known, revision)
         )
+
+    async def _record_batched(
+        self,
+        batch: GroupCommit,
+        patient_id: int,
+        reading: NewReading,
+        entered_by: int | None,
+        measured_at: datetime | None,
+        source_update_id: int,
+        seq: int,
+        symptoms: frozenset[str],
+        known: tuple[User, PatientProfile | None],
+        revision: int | None,
+    ) -> RecordResult | None:
+        """The reading stored by a group commit, or None: not stored there, record it on its own.
+        The same statement as `_record`'s for a known patient without an alert; a replay or a stale
+        sender returns no row, and `_record` tells the two apart as before."""
+        now = self._clock.now()
+        profile = known[1]
+        age = age_of(profile, now)
+        assessment = clinical.assess(reading, targets_for(profile, age), age=age, symptoms=symptoms)
+        if assessment.alert_rule:
+            return None
+        values = _values(patient_id, reading, assessment, entered_by, measured_at, now, source_update_id, seq,
+                         symptoms)
+        params = {**values, "since": values["measured_at"] - timedelta(days=7)}
+        if revision is None:
+            stored = await batch.first_row(_INSERT, params)
+        else:
+            stored = await batch.first_row(_INSERT_IF_CURRENT, {**params, "revision": revision})
+        if stored is None:
+            return None
+        new_id, count, sys_avg, dia_avg, mmol_avg = stored
+        return RecordResult(new_id, assessment, False, Average(int(count or 0), _f(sys_avg), _f(dia_avg), _f(mmol_avg)))
 
     async def _record(
         self,
@@ -175,28 +229,8 @@ class ReadingService:
                 raise PermissionError("no consent: clinical data is not stored for this user")
             age = age_of(profile, now)
             assessment = clinical.assess(reading, targets_for(profile, age), age=age, symptoms=symptoms)
-            values: dict[str, Any] = {
-                "patient_id": patient_id,
-                "entered_by": entered_by or patient_id,
-                "kind": reading.kind,
-                "systolic": reading.systolic,
-                "diastolic": reading.diastolic,
-                "pulse": reading.pulse,
-                "mmol": reading.mmol,
-                "context": reading.context,
-                "meter": reading.meter,
-                "kg": reading.kg,
-                "arm": reading.arm,
-                "posture": reading.posture,
-                "symptoms": ",".join(sorted(symptoms)),
-                "category": assessment.category,
-                "urgent": assessment.urgent,
-                "in_target": assessment.in_target,
-                "measured_at": measured_at or now,
-                "created_at": now,
-                "source_update_id": source_update_id,
-                "seq": seq,
-            }
+            values = _values(patient_id, reading, assessment, entered_by, measured_at, now, source_update_id, seq,
+                             symptoms)
             context = None
             if assessment.alert_rule:  # its reads before the INSERT: on SQLite that takes the write lock
                 context = await self._alerts.look_up(session, patient, profile, assessment.alert_rule)
@@ -285,6 +319,34 @@ class ReadingService:
     async def count(self, patient_id: int) -> int:
         async with self._sessions() as session:
             return int(await session.scalar(select(func.count(Reading.id)).where(Reading.patient_id == patient_id)) or 0)
+
+
+def _values(patient_id: int, reading: NewReading, assessment: Any, entered_by: int | None,
+            measured_at: datetime | None, now: datetime, source_update_id: int | None, seq: int,
+            symptoms: frozenset[str]) -> dict[str, Any]:
+    """The reading's row, as the INSERT's parameters (`_COLUMNS`)."""
+    return {
+        "patient_id": patient_id,
+        "entered_by": entered_by or patient_id,
+        "kind": reading.kind,
+        "systolic": reading.systolic,
+        "diastolic": reading.diastolic,
+        "pulse": reading.pulse,
+        "mmol": reading.mmol,
+        "context": reading.context,
+        "meter": reading.meter,
+        "kg": reading.kg,
+        "arm": reading.arm,
+        "posture": reading.posture,
+        "symptoms": ",".join(sorted(symptoms)),
+        "category": assessment.category,
+        "urgent": assessment.urgent,
+        "in_target": assessment.in_target,
+        "measured_at": measured_at or now,
+        "created_at": now,
+        "source_update_id": source_update_id,
+        "seq": seq,
+    }
 
 
 def _f(value: Any) -> float | None:

@@ -1,0 +1,95 @@
+"""Group commit: concurrent one-statement write transactions share one transaction (issue 4).
+
+Why: under a burst, hundreds of typed readings each ran their own transaction for ONE statement
+(ReadingService's INSERT .. RETURNING): a pool checkout, BEGIN, the statement, COMMIT, and on SQLite
+a hand-over of the one write lock (storage/write_lock.py) and its thread trips. Here callers that
+arrive while a batch is being written queue up, and the next batch writes all of them, in arrival
+order, in one transaction: one checkout, one BEGIN/COMMIT and one write-lock hold for up to `limit`
+statements. Nobody waits for a timer: a caller that finds no batch running writes at once (alone),
+so an idle bot answers as fast as before; batches grow only while the database is busy.
+
+What a caller gets is exactly what its own transaction would have given, or nothing:
+
+* Statements run one after the other in the one transaction, so each sees the rows of the
+  statements before it (a second reading of the same patient counts the first in its average),
+  as if the callers had run one after the other in that order.
+* A row is handed out only after the COMMIT succeeded. If the batch fails in any way (an error in
+  any statement, a lost connection, a deadlock, the writing caller being cancelled), it rolled back
+  as a whole and every caller in it gets None: it runs its statement again on its own, the way it
+  would have without this class (with its own retries and its own error), so one bad row costs the
+  others a second try, never their row.
+* None also when the statement returned no row: the caller finds out why on its own path.
+
+The batch is written in the task of the caller that got the turn (as UpdateLedgerService.mark
+does): no background task to start or stop. A caller cancelled while it waits for its turn takes
+its statement back; one whose statement is in a batch being written cannot: that row may commit
+without its caller learning so (write only what is safe to find already there when the work is
+done again, e.g. an INSERT .. ON CONFLICT DO NOTHING keyed by the Telegram update).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Entry:
+    statement: Any
+    params: dict[str, Any]
+    done: bool = False
+    row: Row[Any] | None = None
+
+
+class GroupCommit:
+    """Runs single-statement write transactions of concurrent callers together; see the module."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], limit: int = 64) -> None:
+        self._sessions = sessions
+        self._limit = limit
+        self._queue: list[_Entry] = []
+        self._turn = asyncio.Lock()  # FIFO: the caller at the head of the queue gets the next turn
+
+    @property
+    def waiting(self) -> int:
+        """Statements queued for a batch not started yet."""
+        return len(self._queue)
+
+    async def first_row(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
+        """Execute `statement` with `params` in a shared transaction; its first row once committed.
+
+        None: not known to be written (no row came back, or the batch failed and rolled back):
+        run the statement again on your own."""
+        entry = _Entry(statement, params)
+        self._queue.append(entry)
+        try:
+            async with self._turn:
+                while not entry.done:  # by FIFO order it is in the first batch; the loop is a safety net
+                    batch = self._queue[:self._limit]
+                    del self._queue[:self._limit]
+                    await self._write(batch)
+        except BaseException:
+            if entry in self._queue:  # cancelled before its turn: nobody writes it now
+                self._queue.remove(entry)
+            raise
+        return entry.row
+
+    async def _write(self, batch: list[_Entry]) -> None:
+        rows: list[Row[Any] | None] = [None] * len(batch)
+        try:
+            async with self._sessions.begin() as session:
+                written = [(await session.execute(entry.statement, entry.params)).first() for entry in batch]
+            rows = written  # committed
+        except Exception as exc:
+            log.warning("a group commit of %d statements rolled back (%s); each runs again on its own",
+                        len(batch), exc.__class__.__name__)
+        finally:  # cancelled, too: the others run theirs on their own
+            for entry, row in zip(batch, rows, strict=True):
+                entry.row, entry.done = row, True
