@@ -224,4 +224,5 @@ async def test_export_holds_only_the_patients_own_readings(tg: FakeTelegram, app
     table = list(csv.DictReader(io.StringIO(document.document_bytes.decode("utf-8-sig"))))  # type: ignore[union-attr]
     assert [(r["kind"], r["systolic"], r["glucose_mmol_l"], r["context"]) for r in table] == [
         ("bp", "131", "", ""), ("glucose", "", "6.1", "fasting")]
-    assert "177" not in document.document_bytes.decode("utf-8-sig")  # type: ignore[union-attr]
+    # Bob's reading in no column (a timestamp's digits may contain "177": compare values, not the text)
+    assert not any(value in ("177", "99") for r in table for value in r.values())
