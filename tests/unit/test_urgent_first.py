@@ -79,6 +79,40 @@ async def test_an_urgent_update_promotes_its_chat_without_overtaking_the_chat_s_
     assert sorted(ledger.marked) == list(range(1, 9))  # every update handled and marked once
 
 
+async def test_a_slow_ledger_mark_holds_neither_the_slot_nor_the_chat() -> None:
+    """Issue 4: on SQLite a mark queues for the one writer behind the readings' transactions; while
+    it did so in the slot, slots were busy about twice as long as the handlers and the bot queued
+    at 200 readings/s. Each mark must still come after its own handler."""
+    events: list[str] = []
+    committed = asyncio.Event()
+
+    class SlowLedger:
+        async def mark(self, update_id: int) -> None:
+            events.append(f"mark {update_id}")
+            await committed.wait()
+
+    processor = ChatOrderedProcessor(SlowLedger(), max_concurrent_updates=1, urgent_reserve=0)
+
+    def feed(update_id: int, chat_id: int) -> asyncio.Task[None]:
+        async def handle() -> None:
+            events.append(f"handle {update_id}")
+            await asyncio.sleep(0)
+            events.append(f"handled {update_id}")
+
+        return asyncio.create_task(processor.process_update(update(update_id, chat_id, "131/81"), handle()))
+
+    tasks = [feed(1, 100), feed(2, 200), feed(3, 100)]
+    await asyncio.sleep(0.05)
+    # All three ran with one slot while update 1's mark was still waiting; chat 100 kept its order.
+    assert [e for e in events if e.startswith("handle ")] == ["handle 1", "handle 2", "handle 3"]
+    for n in (1, 2, 3):
+        assert events.index(f"mark {n}") > events.index(f"handled {n}")
+    assert not any(t.done() for t in tasks)  # each update's task ends only once it is marked
+    committed.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert processor.gate.running == 0 and not processor._locks
+
+
 async def test_without_urgent_updates_chats_are_admitted_in_arrival_order() -> None:
     run = Run(ChatOrderedProcessor(Ledger(), max_concurrent_updates=1, urgent_reserve=0))
     run.feed(1, 100, "131/81", "a1", held=True)
@@ -118,6 +152,23 @@ async def test_while_urgent_work_runs_ordinary_updates_get_only_the_quiet_slots(
     gate.leave(True)  # the urgent update finished: the ordinary limit is back to 8
     await asyncio.sleep(0.01)
     assert all(t.done() for t in admitted) and gate.running == 5
+
+
+async def test_while_urgent_work_runs_updates_committing_their_mark_count_toward_quiet() -> None:
+    """A handled update commits its mark outside its slot; beside urgent work it still counts, so
+    the quiet limit means what it meant when the mark was inside the slot."""
+    gate = PriorityGate(limit=8, reserve=2, quiet=3)
+    assert await gate.enter("u", True) is True
+    gate.marking = 2  # two handled updates are committing their marks
+    admitted = [asyncio.create_task(gate.enter(n, False)) for n in range(3)]
+    await asyncio.sleep(0.01)
+    assert not any(t.done() for t in admitted)  # 1 running + 2 marking = quiet
+    gate.marked()
+    await asyncio.sleep(0.01)
+    assert sum(t.done() for t in admitted) == 1
+    gate.leave(True)  # no urgent work left: marks do not count against the ordinary limit
+    await asyncio.sleep(0.01)
+    assert all(t.done() for t in admitted) and gate.running == 3
 
 
 async def test_the_urgent_lane_goes_first_and_never_exceeds_30_in_any_second() -> None:
