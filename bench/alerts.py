@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import re
 import time
@@ -51,7 +52,7 @@ from bench.common import (
 )
 from bench.readings import onboarded_patients
 from bench.remote import RemoteTelegram, alert_in
-from bot.app import CareCircle, build
+from bot.app import CareCircle, build, freeze_startup_objects
 from bot.sandbox import ChatEvent, FakeTelegram, SimUser
 from bot.services.invites import parse_payload
 from storage.models import Alert, AlertEvent, Outbox, TeamMember, User
@@ -110,6 +111,7 @@ async def run_db(kind: str, rate: float, seconds: float, doctors: int, drain_tim
     async with telegram(split) as tg, database(kind) as url:
         care = build(settings_for(tg, url))
         await care.start(serve_http=False)
+        freeze_startup_objects()  # as `carecircle run` does (bench.readings: a full collection set the p99)
         injector = FailureInjector(tg)  # in-process only; a RemoteTelegram injects in its child
         inject_task: asyncio.Task[None] | None = None
         try:
@@ -192,6 +194,7 @@ async def run_db(kind: str, rate: float, seconds: float, doctors: int, drain_tim
             if inject_task is not None and not inject_task.done():
                 inject_task.cancel()
             await care.stop()
+            gc.unfreeze()
 
 
 @dataclass
