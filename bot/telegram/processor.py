@@ -281,7 +281,9 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         busy about twice as long as the handler itself, and 16 slots capped the bot at ~170
         updates/s (issue 4). The mark still follows the handler (a crash in between replays the
         update, as before); the chat's next update may start meanwhile, which changes no order:
-        handling is still one at a time per chat. Ordinary lane: the reply was sent already. Beside
+        handling is still one at a time per chat, and this mark reaches the ledger (synchronously, in
+        `UpdateLedgerService.mark` before its first await) before that next update starts, so the
+        ledger's group commit never records a chat's later update without its earlier one. Ordinary lane: the reply was sent already. Beside
         urgent work it still counts toward the gate's `quiet` limit (`PriorityGate.marking`)."""
         if update_id is None:
             return
