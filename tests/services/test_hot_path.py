@@ -5,18 +5,15 @@ a typed reading end to end (a regression guard: it was ~19 statements in 6 trans
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import event, func, select
 
-from bot.app import CareCircle, build
+from bot.app import CareCircle
 from bot.sandbox import FakeTelegram
 from bot.services.container import Services
 from bot.services.readings import NewReading
 from bot.services.users import Onboarding
 from storage.models import CaregiverLink, Reading, UpdateInbox, UpdateLog, User
-from tests.conftest import app_settings
 
 
 class Statements:
@@ -115,16 +112,8 @@ async def test_a_cancelled_mark_loses_no_other_update(services: Services) -> Non
         assert await session.scalar(select(func.count()).select_from(UpdateInbox)) == 0
 
 
-@pytest.fixture
-async def sqlite_app(tg: FakeTelegram, sqlite_url: str) -> AsyncIterator[CareCircle]:
-    care = build(app_settings(tg, sqlite_url))
-    await care.start(serve_http=False)
-    yield care
-    await care.stop()
-
-
-async def test_a_typed_reading_costs_few_statements(tg: FakeTelegram, sqlite_app: CareCircle) -> None:
-    services = sqlite_app.services
+async def test_a_typed_reading_costs_few_statements(tg: FakeTelegram, app: CareCircle) -> None:
+    services = app.services
     sim = tg.user("Wang", language_code="en", started=True)
     user = await services.users.ensure(sim.id, sim.id, sim.first_name, "en")
     await services.users.complete_onboarding(user.id, Onboarding("en", "Asia/Shanghai",
