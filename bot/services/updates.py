@@ -24,7 +24,10 @@ from storage.models import UpdateInbox, UpdateLog
 # and the INSERT is text() run as one executemany because a dialect `insert().values([...])
 # .on_conflict_do_nothing()` is compiled afresh on every call, in proportion to its rows (the
 # same text on SQLite and PostgreSQL; a redelivery that finished first is not an error).
-_UNQUEUE = delete(UpdateInbox).where(UpdateInbox.update_id.in_(bindparam("ids", expanding=True)))
+_HANDLED = select(UpdateLog.update_id).where(UpdateLog.update_id.in_(bindparam("ids", expanding=True)))
+_INBOX = UpdateInbox.__table__
+# A Core DELETE: the ORM's would first look for the rows among the session's objects (there are none).
+_UNQUEUE = delete(_INBOX).where(_INBOX.c.update_id.in_(bindparam("ids", expanding=True)))
 _LOG = text(
     "INSERT INTO update_log (update_id, processed_at) VALUES (:update_id, :processed_at) "
     "ON CONFLICT (update_id) DO NOTHING"
@@ -38,6 +41,7 @@ class UpdateLedgerService:
         self._clock = clock
         self._waiting: set[int] = set()  # marks not yet committed
         self._commit = asyncio.Lock()
+        self._enqueue_by_dialect: dict[str, Any] = {}
 
     async def seen(self, update_id: int) -> bool:
         async with self._sessions() as session:
@@ -52,18 +56,27 @@ class UpdateLedgerService:
             return set()
         ids = [int(u["update_id"]) for u in updates]
         async with self._sessions.begin() as session:
-            done = set(await session.scalars(select(UpdateLog.update_id).where(UpdateLog.update_id.in_(ids))))
+            done = set(await session.scalars(_HANDLED, {"ids": ids}))
             now = self._clock.now()
-            rows = {int(u["update_id"]): u for u in updates if int(u["update_id"]) not in done}
+            rows = [{"update_id": i, "payload": u, "received_at": now}
+                    for i, u in {int(u["update_id"]): u for u in updates}.items() if i not in done]
             if not rows:
                 return set()
-            inserted = await session.scalars(
-                insert_for(session, UpdateInbox)
-                .values([{"update_id": i, "payload": u, "received_at": now} for i, u in rows.items()])
-                .on_conflict_do_nothing(index_elements=["update_id"])  # already waiting in the inbox
-                .returning(UpdateInbox.update_id)
-            )
-            return set(inserted)
+            return set(await session.scalars(self._enqueue(session), rows))
+
+    def _enqueue(self, session: AsyncSession) -> Any:
+        """The inbox INSERT .. ON CONFLICT DO NOTHING RETURNING update_id, built once per dialect and
+        run as an executemany: SQLAlchemy then caches its compiled form and writes the rows as one
+        multi-row INSERT ("insertmanyvalues"), where `.values([...])` was compiled afresh on every
+        batch, in proportion to its rows (issue 4: ~5 % of the bot's CPU under a burst)."""
+        dialect = session.get_bind().dialect.name
+        statement = self._enqueue_by_dialect.get(dialect)
+        if statement is None:
+            statement = (insert_for(session, _INBOX)
+                         .on_conflict_do_nothing(index_elements=["update_id"])  # already waiting in the inbox
+                         .returning(_INBOX.c.update_id))
+            self._enqueue_by_dialect[dialect] = statement
+        return statement
 
     async def unhandled(self) -> list[dict[str, Any]]:
         """Updates received before a crash or restart and never handled, oldest first."""
