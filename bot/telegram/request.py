@@ -15,6 +15,9 @@ from telegram.request import BaseRequest, RequestData
 
 from bot.telegram.retry import note_request
 
+_HEADERS = {"User-Agent": BaseRequest.USER_AGENT}
+_FORM_HEADERS = {**_HEADERS, "Content-Type": "application/x-www-form-urlencoded"}
+
 
 class AiohttpRequest(BaseRequest):
     def __init__(
@@ -69,7 +72,8 @@ class AiohttpRequest(BaseRequest):
         total = None if read is None else read + (write or 0) + (connect or 0)
         timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
 
-        body: aiohttp.FormData | dict[str, str] | None = None
+        body: aiohttp.FormData | bytes | None = None
+        headers = _HEADERS
         if request_data is not None:
             if files:
                 form = aiohttp.FormData()
@@ -79,10 +83,14 @@ class AiohttpRequest(BaseRequest):
                     form.add_field(key, content, filename=filename, content_type=mimetype)
                 body = form
             else:
-                body = request_data.json_parameters
+                # The same urlencoded body aiohttp builds from a dict, encoded here: given a dict,
+                # aiohttp makes a FormData, and with it a multipart writer and a uuid4 boundary it
+                # never uses (issue 4: ~3 % of the bot's CPU per reply).
+                body = request_data.url_encoded_parameters().encode()
+                headers = _FORM_HEADERS
         try:
             async with self._session.request(
-                method, url, data=body, timeout=timeout, headers={"User-Agent": self.USER_AGENT}
+                method, url, data=body, timeout=timeout, headers=headers
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:
