@@ -98,5 +98,7 @@ class GroupCommit:
 
 def _first_rows(session: Session, batch: list[_Entry]) -> list[Row[Any] | None]:
     """The batch's statements in order, in ONE hop into SQLAlchemy's synchronous side (AsyncSession
-    .execute makes one per statement: a greenlet started and switched to, each time)."""
-    return [session.execute(entry.statement, entry.params).first() for entry in batch]
+    .execute makes one per statement: a greenlet started and switched to, each time), on the
+    session's connection: they are Core statements, with nothing for the ORM layer to do."""
+    connection = session.connection()
+    return [connection.execute(entry.statement, entry.params).first() for entry in batch]
