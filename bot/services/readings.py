@@ -84,9 +84,11 @@ _COLUMNS = ("patient_id", "entered_by", "kind", "systolic", "diastolic", "pulse"
 # The 7-day figures shown with "Saved": the patient's other readings of this kind in the week up
 # to this one; as scalar subqueries of the INSERT's RETURNING, so storing a reading and reading its
 # average is one round trip (issue 4). They cannot see the new row on either database (and
-# exclude it by id all the same).
-_WEEK = ("FROM readings AS w WHERE w.patient_id = :patient_id AND w.kind = :kind AND w.measured_at >= :since "
-         "AND w.measured_at <= :measured_at AND w.id != readings.id")
+# exclude it by id all the same). They compare with the new row's own columns rather than repeat its
+# parameters: SQLite's driver takes parameters by position, so each repeat was one more value to
+# convert (a datetime to text, twice per subquery) on every reading.
+_WEEK = ("FROM readings AS w WHERE w.patient_id = readings.patient_id AND w.kind = readings.kind "
+         "AND w.measured_at >= :since AND w.measured_at <= readings.measured_at AND w.id != readings.id")
 # INSERT .. ON CONFLICT (source_update_id, seq) DO NOTHING RETURNING id, 7-day average: the same
 # text on SQLite (>= 3.35) and PostgreSQL. Written as text() because SQLAlchemy's dialect INSERT
 # constructs are never compile-cached; a NULL source update never conflicts, so such readings
