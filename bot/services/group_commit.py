@@ -12,7 +12,9 @@ What a caller gets is exactly what its own transaction would have given, or noth
 
 * Statements run one after the other in the one transaction, so each sees the rows of the
   statements before it (a second reading of the same patient counts the first in its average),
-  as if the callers had run one after the other in that order.
+  as if the callers had run one after the other in that order. With two lanes (PostgreSQL), two
+  batches may be in flight at once; a caller's `key` (the patient) keeps each patient's statements
+  in one lane, so a patient's reading still sees the patient's readings queued before it.
 * A row is handed out only after the COMMIT succeeded. If the batch fails in any way (an error in
   any statement, a lost connection, a deadlock, the writing caller being cancelled), it rolled back
   as a whole and every caller in it gets None: it runs its statement again on its own, the way it
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row
@@ -49,36 +51,49 @@ class _Entry:
     row: Row[Any] | None = None
 
 
+@dataclass(eq=False)
+class _Lane:
+    """One writer: its queue, and the lock whose holder writes the next batch."""
+
+    queue: list[_Entry] = field(default_factory=list)
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # FIFO: the head of the queue gets the next turn
+
+
 class GroupCommit:
     """Runs single-statement write transactions of concurrent callers together; see the module."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], limit: int = 64) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], limit: int = 64, lanes: int = 1) -> None:
+        """`lanes`: batches written at the same time, each caller's statement in the lane of its
+        `key` (a patient's readings always in the same one, in arrival order). One on SQLite, whose
+        writes take turns anyway; two on PostgreSQL, where a batch spends most of its time waiting
+        for the server (its statements' round trips, the COMMIT's WAL flush) and a second one can
+        be written meanwhile (issue 4)."""
         self._sessions = sessions
         self._limit = limit
-        self._queue: list[_Entry] = []
-        self._turn = asyncio.Lock()  # FIFO: the caller at the head of the queue gets the next turn
+        self._lanes = [_Lane() for _ in range(lanes)]
 
     @property
     def waiting(self) -> int:
         """Statements queued for a batch not started yet."""
-        return len(self._queue)
+        return sum(len(lane.queue) for lane in self._lanes)
 
-    async def first_row(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
+    async def first_row(self, statement: Any, params: dict[str, Any], key: int = 0) -> Row[Any] | None:
         """Execute `statement` with `params` in a shared transaction; its first row once committed.
 
         None: not known to be written (no row came back, or the batch failed and rolled back):
         run the statement again on your own."""
         entry = _Entry(statement, params)
-        self._queue.append(entry)
+        lane = self._lanes[key % len(self._lanes)]
+        lane.queue.append(entry)
         try:
-            async with self._turn:
+            async with lane.turn:
                 while not entry.done:  # by FIFO order it is in the first batch; the loop is a safety net
-                    batch = self._queue[:self._limit]
-                    del self._queue[:self._limit]
+                    batch = lane.queue[:self._limit]
+                    del lane.queue[:self._limit]
                     await self._write(batch)
         except BaseException:
-            if entry in self._queue:  # cancelled before its turn: nobody writes it now
-                self._queue.remove(entry)
+            if entry in lane.queue:  # cancelled before its turn: nobody writes it now
+                lane.queue.remove(entry)
             raise
         return entry.row
 

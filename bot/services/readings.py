@@ -197,9 +197,9 @@ class ReadingService:
                          symptoms)
         params = {**values, "since": values["measured_at"] - timedelta(days=7)}
         if revision is None:
-            stored = await batch.first_row(_INSERT, params)
+            stored = await batch.first_row(_INSERT, params, key=patient_id)
         else:
-            stored = await batch.first_row(_INSERT_IF_CURRENT, {**params, "revision": revision})
+            stored = await batch.first_row(_INSERT_IF_CURRENT, {**params, "revision": revision}, key=patient_id)
         if stored is None:
             return None
         new_id, count, sys_avg, dia_avg, mmol_avg = stored

@@ -11,10 +11,11 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.services.container import Services
+from bot.services.group_commit import GroupCommit
 from bot.services.readings import NewReading, ReadingService, RecordResult
 from bot.services.users import Onboarding, Sender, StaleSender
 from storage.models import Reading, User
@@ -44,6 +45,11 @@ def _shape(result: RecordResult) -> tuple[object, ...]:
     return (result.duplicate, result.assessment.category, a.count, a.systolic, a.diastolic, a.mmol)
 
 
+def _one_lane(services: Services) -> ReadingService:
+    """The batching mechanics, on one lane (SQLite's default; PostgreSQL's is two, tested below)."""
+    return ReadingService(services.sessions, services.clock, services.alerts, GroupCommit(services.sessions))
+
+
 async def test_a_burst_shares_commits_and_answers_as_one_by_one(services: Services) -> None:
     """Patients a, b, c log concurrently (a three times: its later readings' averages count its
     earlier ones, in arrival order); twins a2, b2, c2 log the same one by one without group commit."""
@@ -55,7 +61,8 @@ async def test_a_burst_shares_commits_and_answers_as_one_by_one(services: Servic
     twin = {a.user.id: a2, b.user.id: b2, c.user.id: c2}
 
     counter = Statements(services)
-    batched = await asyncio.gather(*(_typed(services.readings, s, r, 9000 + n) for n, (s, r) in enumerate(plan)))
+    one = _one_lane(services)
+    batched = await asyncio.gather(*(_typed(one, s, r, 9000 + n) for n, (s, r) in enumerate(plan)))
     commits = counter.commits
     serial = [await _typed(alone, twin[s.user.id], r, 9100 + n) for n, (s, r) in enumerate(plan)]
 
@@ -74,15 +81,16 @@ async def test_a_burst_shares_commits_and_answers_as_one_by_one(services: Servic
 
 async def test_a_replay_and_a_stale_sender_in_a_batch_answer_as_today(services: Services) -> None:
     a, b, c = [await _sender(services, 5200 + n) for n in range(3)]
-    first = await _typed(services.readings, a, TYPED[0], 9200)
+    one = _one_lane(services)
+    first = await _typed(one, a, TYPED[0], 9200)
     async with services.sessions() as session:
         old_revision = await session.scalar(select(User.revision).where(User.id == b.user.id))
     await services.users.update_profile(b.user.id, glucose_unit="mgdl")  # b's cached answer is now stale
 
-    tasks = [_typed(services.readings, c, TYPED[2], 9201),  # alone: the rest queue behind it
-             _typed(services.readings, a, TYPED[0], 9200),  # the same update again (a redelivery)
-             _typed(services.readings, b, TYPED[1], 9202, revision=old_revision),
-             _typed(services.readings, c, TYPED[4], 9203)]
+    tasks = [_typed(one, c, TYPED[2], 9201),  # alone: the rest queue behind it
+             _typed(one, a, TYPED[0], 9200),  # the same update again (a redelivery)
+             _typed(one, b, TYPED[1], 9202, revision=old_revision),
+             _typed(one, c, TYPED[4], 9203)]
     replay, stale, other = (await asyncio.gather(*tasks, return_exceptions=True))[1:]
 
     assert isinstance(replay, RecordResult) and replay.duplicate and replay.reading_id == first.reading_id
@@ -99,12 +107,13 @@ async def test_a_failing_row_loses_none_of_the_others(services: Services, caplog
     a, b = [await _sender(services, 5300 + n) for n in range(2)]
     ghost = User(id=987654, telegram_id=987654, first_name="Gone", consent_at=datetime.now(UTC))  # no such row
     bad = Sender(ghost, a.profile, False)
+    one = _one_lane(services)
     with caplog.at_level(logging.WARNING, logger="bot.services.group_commit"):
         results = await asyncio.gather(
-            _typed(services.readings, a, TYPED[0], 9300),  # alone
-            _typed(services.readings, a, TYPED[1], 9301),
-            _typed(services.readings, bad, TYPED[2], 9302),  # its INSERT fails (no such patient): the batch rolls back
-            _typed(services.readings, b, TYPED[3], 9303),
+            _typed(one, a, TYPED[0], 9300),  # alone
+            _typed(one, a, TYPED[1], 9301),
+            _typed(one, bad, TYPED[2], 9302),  # its INSERT fails (no such patient): the batch rolls back
+            _typed(one, b, TYPED[3], 9303),
             return_exceptions=True)
     assert "rolled back" in caplog.text  # the three were written together, and failed together
     assert isinstance(results[2], IntegrityError), results[2]  # the bad row's own error, as alone
@@ -117,13 +126,14 @@ async def test_a_failing_row_loses_none_of_the_others(services: Services, caplog
 
 
 async def test_a_cancelled_caller_breaks_no_other_reading(services: Services) -> None:
-    batch = services.readings.batch
+    one = _one_lane(services)
+    batch = one.batch
     assert batch is not None
     senders = [await _sender(services, 5400 + n) for n in range(6)]
-    tasks = [_typed(services.readings, s, TYPED[0], 9400 + n) for n, s in enumerate(senders[:4])]
+    tasks = [_typed(one, s, TYPED[0], 9400 + n) for n, s in enumerate(senders[:4])]
     await tasks[0]  # written alone; meanwhile 1, 2 and 3 queued: 1 is now writing the three together
     assert batch.waiting == 0
-    tasks += [_typed(services.readings, s, TYPED[0], 9400 + n) for n, s in enumerate(senders[4:], 4)]
+    tasks += [_typed(one, s, TYPED[0], 9400 + n) for n, s in enumerate(senders[4:], 4)]
     await asyncio.sleep(0)  # 4 and 5 queue for the next batch (every statement takes a loop turn or more)
     assert batch.waiting == 2
     tasks[1].cancel()  # the writer of a batch of three: it rolls back, 2 and 3 write theirs on their own
@@ -137,9 +147,53 @@ async def test_a_cancelled_caller_breaks_no_other_reading(services: Services) ->
     assert {9400, 9402, 9404} <= stored and 9405 not in stored
     # The update of a cancelled caller is handled again later (it was never marked handled): its
     # reading is then stored, or found stored (a replay), exactly once.
-    again = [await _typed(services.readings, senders[n], TYPED[0], 9400 + n) for n in (1, 3, 5)]
+    again = [await _typed(one, senders[n], TYPED[0], 9400 + n) for n in (1, 3, 5)]
     assert all(isinstance(r, RecordResult) for r in again)
     async with services.sessions() as session:
         counts = dict((await session.execute(
             select(Reading.source_update_id, func.count()).group_by(Reading.source_update_id))).all())
     assert counts == {9400 + n: 1 for n in range(6)}
+
+
+async def test_two_lanes_write_at_once_and_keep_each_patients_order(services: Services) -> None:
+    """PostgreSQL's two lanes: two batches are in flight together, and each patient's readings stay in
+    one lane (their `key`), so every caller still gets what one by one gives: a patient's later
+    reading counts the earlier ones of the burst in its average."""
+    lanes = ReadingService(services.sessions, services.clock, services.alerts, GroupCommit(services.sessions, lanes=2))
+    alone = ReadingService(services.sessions, services.clock, services.alerts)  # no batch
+    a, b, c, a2, b2, c2 = [await _sender(services, 5500 + n) for n in range(6)]
+    assert {a.user.id % 2, b.user.id % 2} == {0, 1}  # consecutive ids: a and b write in different lanes
+    plan = [(a, TYPED[0]), (b, TYPED[1]), (a, TYPED[1]), (c, TYPED[3]), (b, TYPED[2]), (a, TYPED[2]), (c, TYPED[3])]
+    twin = {a.user.id: a2, b.user.id: b2, c.user.id: c2}
+
+    open_now, most = 0, 0
+
+    def began(conn) -> None:  # type: ignore[no-untyped-def]
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+
+    def ended(conn) -> None:  # type: ignore[no-untyped-def]
+        nonlocal open_now
+        open_now -= 1
+
+    engine = services.engine.sync_engine
+    for name, listener in (("begin", began), ("commit", ended), ("rollback", ended)):
+        event.listen(engine, name, listener)
+    try:
+        batched = await asyncio.gather(*(_typed(lanes, s, r, 9600 + n) for n, (s, r) in enumerate(plan)))
+    finally:
+        for name, listener in (("begin", began), ("commit", ended), ("rollback", ended)):
+            event.remove(engine, name, listener)
+    serial = [await _typed(alone, twin[s.user.id], r, 9700 + n) for n, (s, r) in enumerate(plan)]
+
+    assert most >= 2  # a's lane and b's lane each had a transaction open at the same time
+    assert [_shape(r) for r in batched] == [_shape(r) for r in serial]
+    assert [r.average7.count for r in batched] == [0, 0, 1, 0, 1, 2, 1]
+    async with services.sessions() as session:
+        rows = list(await session.execute(select(Reading.patient_id, Reading.source_update_id)
+                                          .where(Reading.source_update_id >= 9600, Reading.source_update_id < 9700)
+                                          .order_by(Reading.id)))
+    for sender in (a, b, c):  # each patient's readings stored in the order they were sent
+        mine = [update for patient, update in rows if patient == sender.user.id]
+        assert mine == sorted(mine) and len(mine) == sum(1 for s, _r in plan if s is sender)
