@@ -17,12 +17,12 @@ from storage.sqlite_driver import ONE_HOP
 # back, so a pool smaller than the usual number of concurrent sessions opens and closes connections
 # all the time: with SQLAlchemy's default 5 kept, a 200 x 3 reading burst on SQLite opened 1 137 new
 # connections (each a new thread, a connect and four PRAGMAs) for 3 900 checkouts. The processor runs
-# up to 16 updates plus 8 urgent ones at once (bot.telegram.processor), beside the poller, the ledger
+# up to 24 updates plus 8 urgent ones at once (bot.telegram.processor), beside the poller, the ledger
 # and the outbox. SQLite connections cost a thread and a page cache each: keep one per slot.
-# PostgreSQL keeps the same ceiling as before (20 per process: --workers 4 stays under the server's
-# default 100), but keeps 16 of them open instead of 10 (256 -> 97 connects in the same burst).
-SQLITE_POOL = 24
-PG_POOL, PG_POOL_MAX = 16, 20
+# PostgreSQL keeps one per ordinary slot, and that is also its ceiling: 24 per process, so
+# `run --workers 4` (96) stays under the server's default max_connections of 100.
+SQLITE_POOL = 32
+PG_POOL, PG_POOL_MAX = 24, 24
 
 
 def is_sqlite(url: str) -> bool:
