@@ -157,3 +157,32 @@ async def test_a_text_that_is_no_plain_reading_never_uses_the_cache(tg: FakeTele
     assert (await until(peer, "Lotus:")).text == "Lotus: good morning everyone"
     assert await _quiet(u) == []
     assert await _circle_messages(care) == 1
+
+
+async def test_an_alias_that_looks_like_a_reading_is_typed_with_the_sender_read_fresh(
+        tg: FakeTelegram, care: CareCircle, raw: AsyncEngine) -> None:
+    """While a patient types a circle alias, "135/85" is an alias, not a reading, and the join it leads
+    to checks no revision: so it never uses the cached sender. The patient's language is changed
+    elsewhere after the cache was warmed; the answer comes in the new language, and nothing is stored."""
+    u, user_id = await onboarded(tg, care)
+    _peer, peer_id = await onboarded(tg, care, "Zhang")
+    await _first_reading_warms_the_cache(care, u, user_id)
+    await _sql(raw, "INSERT INTO circles (name, topic, language, max_members, locked, timezone, session_minutes, "
+                    "created_at) VALUES ('Sunrise', 'hypertension', 'en', 30, false, 'Asia/Shanghai', 45, "
+                    "CURRENT_TIMESTAMP)")
+    await _sql(raw, "INSERT INTO circle_members (circle_id, user_id, alias, role, status, talking, joined_at) "
+                    "SELECT max(id), :u, 'Pine', 'leader', 'active', false, CURRENT_TIMESTAMP FROM circles", u=peer_id)
+    invited = await care.services.circles.invite(peer_id)
+    assert invited.ok, invited
+    await u.send(f"/start {invited.extra['payload']}")
+    assert "Your alias" in (await until(u, "Sunrise")).text
+    await u.press("Choose another alias")
+    assert "Type the alias" in (await until(u, "alias")).text
+    await _sql(raw, "UPDATE users SET language = 'zh_CN', revision = revision + 1 WHERE id = :id", id=user_id)
+    cached = care.services.users.cache.get(u.id)
+    assert cached is not None and cached.user.language == "en"  # the cache still holds the old answer
+    await u.send("135/85")
+    asked = await until(u, "Sunrise")
+    assert "邀请您加入互助小组" in asked.text and "135/85" in asked.text, asked.text  # read fresh: Chinese
+    assert await _quiet(u) == []
+    assert len(await _readings(care)) == 1  # the first reading only
