@@ -19,8 +19,9 @@ from storage.sqlite_driver import ONE_HOP
 # connections (each a new thread, a connect and four PRAGMAs) for 3 900 checkouts. The processor runs
 # up to 24 updates plus 8 urgent ones at once (bot.telegram.processor), beside the poller, the ledger
 # and the outbox. SQLite connections cost a thread and a page cache each: keep one per slot.
-# PostgreSQL keeps one per ordinary slot, and that is also its ceiling: 24 per process, so
-# `run --workers 4` (96) stays under the server's default max_connections of 100.
+# PostgreSQL keeps one per ordinary slot, and that is also its ceiling: 24 per process, plus the
+# inbox listener and the leader connection, so N workers need N x 26 server connections (README,
+# "Sizing"): `run --workers 3` fits the server's default max_connections of 100; 4 need it raised.
 SQLITE_POOL = 32
 PG_POOL, PG_POOL_MAX = 24, 24
 
