@@ -41,7 +41,7 @@ class UpdateLedgerService:
         self._clock = clock
         self._waiting: set[int] = set()  # marks not yet committed
         self._commit = asyncio.Lock()
-        self._enqueue_by_dialect: dict[str, Any] = {}
+        self._enqueue_statement: Any = None  # built at first use: it depends on the engine's dialect
 
     async def seen(self, update_id: int) -> bool:
         async with self._sessions() as session:
@@ -65,18 +65,15 @@ class UpdateLedgerService:
             return set(await session.scalars(self._enqueue(session), rows))
 
     def _enqueue(self, session: AsyncSession) -> Any:
-        """The inbox INSERT .. ON CONFLICT DO NOTHING RETURNING update_id, built once per dialect and
-        run as an executemany: SQLAlchemy then caches its compiled form and writes the rows as one
-        multi-row INSERT ("insertmanyvalues"), where `.values([...])` was compiled afresh on every
-        batch, in proportion to its rows (issue 4: ~5 % of the bot's CPU under a burst)."""
-        dialect = session.get_bind().dialect.name
-        statement = self._enqueue_by_dialect.get(dialect)
-        if statement is None:
-            statement = (insert_for(session, _INBOX)
-                         .on_conflict_do_nothing(index_elements=["update_id"])  # already waiting in the inbox
-                         .returning(_INBOX.c.update_id))
-            self._enqueue_by_dialect[dialect] = statement
-        return statement
+        """The inbox INSERT .. ON CONFLICT DO NOTHING RETURNING update_id, built once and run as an
+        executemany: SQLAlchemy then caches its compiled form and writes the rows as one multi-row
+        INSERT ("insertmanyvalues"), where `.values([...])` was compiled afresh on every batch, in
+        proportion to its rows (issue 4: ~5 % of the bot's CPU under a burst)."""
+        if self._enqueue_statement is None:
+            self._enqueue_statement = (insert_for(session, _INBOX)
+                                       .on_conflict_do_nothing(index_elements=["update_id"])  # already waiting
+                                       .returning(_INBOX.c.update_id))
+        return self._enqueue_statement
 
     async def unhandled(self) -> list[dict[str, Any]]:
         """Updates received before a crash or restart and never handled, oldest first."""

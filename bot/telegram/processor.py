@@ -285,8 +285,9 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         update, as before); the chat's next update may start meanwhile, which changes no order:
         handling is still one at a time per chat, and this mark reaches the ledger (synchronously, in
         `UpdateLedgerService.mark` before its first await) before that next update starts, so the
-        ledger's group commit never records a chat's later update without its earlier one. Ordinary lane: the reply was sent already. Beside
-        urgent work it still counts toward the gate's `quiet` limit (`PriorityGate.marking`)."""
+        ledger's group commit never records a chat's later update without its earlier one. Ordinary
+        lane: the reply was sent already. Beside urgent work it still counts toward the gate's
+        `quiet` limit (`PriorityGate.marking`)."""
         if update_id is None:
             return
         self.gate.marking += 1
